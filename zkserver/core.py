@@ -1,0 +1,334 @@
+"""The server core: connections, sessions, per-session order, reads, writes, watches.
+
+No sockets, clocks or files. The shell feeds it events (a frame arrived, a connection went away,
+time passed, a batch of txns is durable) and drains what it produced: bytes per connection
+(`flush`) and txns to make durable (`take_log`).
+
+Order: each session's requests take effect and are answered in the order sent. A read is served
+from the replica at once unless the session still waits for an earlier write; then it queues
+behind that write. Writes go through prep -> log -> `committed` (apply, watch events, reply).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, NamedTuple
+
+from . import acl as aclmod
+from .config import ServerConfig
+from .connection import Conn
+from .prep import Preparer, Request, close_session_request, create_session_request, delete_container_request
+from .protocol import replies
+from .protocol.constants import AUTH_XID, PING_XID, Err, OpCode, Perm, WRITE_OPS, ZkError
+from .protocol.jute import INT_INT, JuteError
+from .protocol.records import decode_connect, decode_request
+from .reads import READS, ReadContext, serve_read
+from .sessions import SessionTracker, session_password
+from .stats import ServerStats
+from .tree.datatree import DataTree, Trigger
+from .tree.node import ttl_of
+from .txn import Txn, TxnHeader
+from .watches import WatchManager
+from .write_replies import write_reply
+
+# Entry kinds in a session's queue.
+WRITE, READ, READY, CONNECT = 0, 1, 2, 3
+
+
+class Entry(NamedTuple):
+    kind: int
+    conn: Conn
+    xid: int
+    opcode: int
+    payload: bytes  # READ: the frame; READY: the reply bytes
+    start_ms: int
+
+
+class ServerCore:
+    def __init__(self, config: ServerConfig, tree: DataTree, now_ms: int, wall_ms: int) -> None:
+        self.config = config
+        self.tree = tree
+        self.tracker = SessionTracker(config.tick_time, config.server_id, now_ms, wall_ms)
+        for sid, timeout in tree.sessions.items():
+            self.tracker.add(sid, timeout, now_ms)
+        self.preparer = Preparer(tree, self.tracker, config.extended_types, config.max_buffer)
+        self.watches = WatchManager()
+        self.queues: dict[int, deque[Entry]] = {}
+        self.session_conn: dict[int, Conn] = {}
+        self.conns: set[Conn] = set()
+        self.conns_per_host: dict[str, int] = {}
+        self.dirty: list[Conn] = []
+        self.to_log: list[tuple[TxnHeader, Txn]] = []
+        self.on_log: Callable[[], None] = lambda: None  # the shell's "there is work to log" hook
+        self.containers_in_flight: set[str] = set()
+        self.next_container_check = now_ms + config.container_check_interval_ms
+        self.now_ms = now_ms
+        self.stats = ServerStats(now_ms)
+        self.serving = True
+
+    # --- output ----------------------------------------------------------------------------
+
+    def _send(self, conn: Conn, data: bytes) -> None:
+        if conn.closed:
+            return
+        conn.out.append(data)
+        conn.sent += 1
+        if not conn.dirty:
+            conn.dirty = True
+            self.dirty.append(conn)
+
+    def _close(self, conn: Conn) -> None:
+        """Close after whatever is queued for it has been written."""
+        if conn.closed or conn.closing:
+            return
+        conn.closing = True
+        if not conn.dirty:
+            conn.dirty = True
+            self.dirty.append(conn)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.dirty = False
+            if conn.out and not conn.closed:
+                data = conn.out[0] if len(conn.out) == 1 else b"".join(conn.out)
+                conn.out.clear()
+                self.stats.packets_sent += 1
+                conn.send(data)
+            if conn.closing and not conn.closed:
+                conn.close()
+                self.connection_lost(conn)
+
+    def take_log(self) -> list[tuple[TxnHeader, Txn]]:
+        batch, self.to_log = self.to_log, []
+        return batch
+
+    # --- connections -----------------------------------------------------------------------
+
+    def connection_made(self, conn: Conn) -> bool:
+        """Accept unless the host already holds maxClientCnxns connections."""
+        limit = self.config.max_client_cnxns
+        count = self.conns_per_host.get(conn.host, 0)
+        if limit and count >= limit:
+            return False
+        self.conns_per_host[conn.host] = count + 1
+        self.conns.add(conn)
+        return True
+
+    def connection_lost(self, conn: Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn in self.conns:
+            self.conns.discard(conn)
+            left = self.conns_per_host.get(conn.host, 1) - 1
+            if left:
+                self.conns_per_host[conn.host] = left
+            else:
+                self.conns_per_host.pop(conn.host, None)
+        self.watches.remove_watcher(conn)
+        sid = conn.session_id
+        if sid is not None and self.session_conn.get(sid) is conn:
+            del self.session_conn[sid]
+
+    # --- input -----------------------------------------------------------------------------
+
+    def receive(self, conn: Conn, payload: bytes, now_ms: int, wall_ms: int) -> None:
+        """One frame (without its length prefix) from a client."""
+        self.now_ms = now_ms
+        self.stats.packets_received += 1
+        conn.received += 1
+        if conn.closing or conn.closed:
+            return
+        if conn.session_id is None:
+            self._connect(conn, payload, now_ms, wall_ms)
+            return
+        if len(payload) < 8:
+            self._close(conn)  # cannot even read a RequestHeader
+            return
+        xid, opcode = INT_INT.unpack_from(payload)
+        sid = conn.session_id
+        self.tracker.touch(sid, now_ms)
+        if xid == PING_XID and opcode == OpCode.PING:
+            self._send(conn, replies.header_only(PING_XID, self.tree.last_zxid))
+            return
+        conn.last_cxid = xid
+        if opcode == OpCode.AUTH:
+            self._auth(conn, payload)
+        elif opcode in WRITE_OPS and opcode not in (OpCode.CHECK, OpCode.CREATE_SESSION):
+            self._enqueue(sid, Entry(WRITE, conn, xid, opcode, b"", now_ms))
+            self._submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids)), wall_ms)
+        elif opcode in READS:
+            self._enqueue(sid, Entry(READ, conn, xid, opcode, payload, now_ms))
+        else:
+            # Unknown opcode, a top-level check, sasl, reconfig: the connection stays usable.
+            self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(xid, self.tree.last_zxid, Err.UNIMPLEMENTED), now_ms))
+
+    def _connect(self, conn: Conn, payload: bytes, now_ms: int, wall_ms: int) -> None:
+        try:
+            req = decode_connect(payload)
+        except JuteError:
+            self._close(conn)
+            return
+        if req.last_zxid_seen > self.tree.last_zxid:
+            # The client has seen a newer state than ours: it must try another server.
+            self._close(conn)
+            return
+        timeout = self.config.negotiate_timeout(req.timeout)
+        conn.old_client = req.read_only is None
+        conn.timeout = timeout
+        conn.established_ms = now_ms
+        read_only = None if conn.old_client else False
+        if req.session_id == 0:
+            sid = self.tracker.new_id()
+            self.tracker.add(sid, timeout, now_ms)
+            self._bind(conn, sid)
+            self._enqueue(sid, Entry(CONNECT, conn, 0, OpCode.CREATE_SESSION, b"", now_ms))
+            self._submit(create_session_request(sid, timeout), wall_ms)
+            return
+        sid = req.session_id
+        old = self.session_conn.get(sid)
+        if old is not None and old is not conn:
+            self._close(old)
+            self.connection_lost(old)
+        if req.passwd == session_password(sid) and self.tracker.touch(sid, now_ms, timeout):
+            self._bind(conn, sid)
+            self._send(conn, replies.connect_response(timeout, sid, session_password(sid), read_only))
+        else:
+            conn.session_id = 0
+            self._send(conn, replies.connect_response(0, 0, bytes(16), read_only))
+            self._close(conn)
+
+    def _bind(self, conn: Conn, sid: int) -> None:
+        conn.session_id = sid
+        self.session_conn[sid] = conn
+
+    def _auth(self, conn: Conn, payload: bytes) -> None:
+        """Auth takes effect at once (later requests carry the new ids); its reply keeps its
+        place in the session's order, since kazoo matches it to the head of its queue."""
+        try:
+            packet = decode_request(OpCode.AUTH, payload, 8)
+            conn.add_ids(aclmod.authenticate(packet.scheme, packet.auth, self.config.super_digest))
+        except ZkError:
+            self.stats.auth_failed += 1
+            self._send(conn, replies.header_only(AUTH_XID, 0, Err.AUTHFAILED))
+            self._close(conn)
+            return
+        self._enqueue(conn.session_id, Entry(READY, conn, AUTH_XID, OpCode.AUTH, replies.header_only(AUTH_XID, 0), 0))
+
+    # --- per-session order -----------------------------------------------------------------
+
+    def _enqueue(self, sid: int, entry: Entry) -> None:
+        q = self.queues.get(sid)
+        if q is None:
+            if entry.kind == READ:
+                self._serve(entry)
+                return
+            if entry.kind == READY:
+                self._send(entry.conn, entry.payload)
+                return
+            q = self.queues[sid] = deque()
+        q.append(entry)
+
+    def _drain(self, sid: int, q: deque[Entry]) -> None:
+        """Answer queued reads until the next write the session still waits for."""
+        while q and q[0].kind in (READ, READY):
+            entry = q.popleft()
+            if entry.kind == READ:
+                self._serve(entry)
+            else:
+                self._send(entry.conn, entry.payload)
+        if not q:
+            del self.queues[sid]
+
+    def _serve(self, entry: Entry) -> None:
+        conn = entry.conn
+        if conn.closed:
+            return
+        ctx = ReadContext(self.tree, self.watches, conn)
+        zxid = self.tree.last_zxid
+        self._send(conn, serve_read(ctx, entry.xid, entry.opcode, entry.payload, zxid, self.config.max_buffer))
+        self.stats.record_latency(0)
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _submit(self, req: Request, wall_ms: int) -> None:
+        self.to_log.append(self.preparer.prep(req, self.now_ms, wall_ms))
+        if len(self.to_log) == 1:
+            self.on_log()
+
+    def committed(self, hdr: TxnHeader, txn: Txn) -> None:
+        """A txn is durable (standalone) or committed by a quorum: apply it and answer."""
+        triggers: list[Trigger] = []
+        result = self.tree.apply(hdr, txn, triggers)
+        self.preparer.applied(hdr.zxid)
+        if triggers:
+            self._fire(triggers)
+        sid = hdr.session_id
+        op = hdr.type
+        if op == OpCode.CLOSE_SESSION:
+            self.tracker.remove(sid)
+        elif op == OpCode.DELETE_CONTAINER:
+            self.containers_in_flight.discard(getattr(txn, "path", ""))
+        q = self.queues.get(sid)
+        if q and q[0].kind in (WRITE, CONNECT) and q[0].xid == hdr.cxid and q[0].opcode == op:
+            entry = q.popleft()
+            self._answer(entry, hdr, result)
+            self._drain(sid, q)
+        if op == OpCode.CLOSE_SESSION:
+            conn = self.session_conn.pop(sid, None)
+            if conn is not None:
+                self._close(conn)
+            self.queues.pop(sid, None)
+
+    def _answer(self, entry: Entry, hdr: TxnHeader, result) -> None:
+        conn = entry.conn
+        self.stats.record_latency(self.now_ms - entry.start_ms)
+        if entry.kind == CONNECT:
+            sid = hdr.session_id
+            if self.tracker.is_alive(sid):
+                ro = None if conn.old_client else False
+                self._send(conn, replies.connect_response(conn.timeout, sid, session_password(sid), ro))
+            return
+        conn.last_zxid = hdr.zxid
+        self._send(conn, write_reply(entry.xid, self.tree.last_zxid, entry.opcode, result))
+
+    def _fire(self, triggers: list[Trigger]) -> None:
+        for event, path, node_acl in triggers:
+            watchers = self.watches.fire(path, event)
+            if not watchers:
+                continue
+            frame = replies.notification(event, path)
+            for conn in watchers:
+                if not conn.closed and aclmod.allows(node_acl, Perm.READ, conn.ids):
+                    self._send(conn, frame)
+
+    # --- time ------------------------------------------------------------------------------
+
+    def tick(self, now_ms: int, wall_ms: int) -> None:
+        """Expire sessions; every check interval, remove empty containers and expired TTLs."""
+        self.now_ms = now_ms
+        for sid in self.tracker.expired(now_ms):
+            self._submit(close_session_request(sid), wall_ms)
+        if now_ms >= self.next_container_check:
+            self.next_container_check = now_ms + self.config.container_check_interval_ms
+            for path in self.container_candidates(wall_ms):
+                self.containers_in_flight.add(path)
+                self._submit(delete_container_request(path), wall_ms)
+
+    def container_candidates(self, wall_ms: int) -> list[str]:
+        nodes = self.tree.nodes
+        out = []
+        for path in sorted(self.tree.containers):
+            node = nodes.get(path)
+            if node is not None and not node.children and node.cversion > 0:
+                out.append(path)
+        for path in sorted(self.tree.ttls):
+            node = nodes.get(path)
+            if node is not None and not node.children and wall_ms - node.mtime > ttl_of(node.owner):
+                out.append(path)
+        limit = self.config.container_max_per_minute
+        return [p for p in out if p not in self.containers_in_flight][:limit]
+
+    def outstanding(self) -> int:
+        return sum(len(q) for q in self.queues.values())

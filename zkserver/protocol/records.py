@@ -1,0 +1,260 @@
+"""Client request records and the shared records inside them (ACL, Stat), decoded from jute.
+
+Each request type is an immutable NamedTuple; `decode_request(opcode, body)` turns the bytes
+after a RequestHeader into one. Responses are encoded where they are built (zkserver/reply.py)
+because their hot paths want hand-fused struct calls.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, NamedTuple
+
+from .constants import Err, OpCode, ZkError
+from .jute import DEFAULT_MAX_BUFFER, JuteError, Reader, Writer
+
+STAT = struct.Struct(">qqqqiiiqiiq")  # 68 bytes
+STAT_SIZE = STAT.size
+EMPTY_STAT = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+class ACL(NamedTuple):
+    perms: int
+    scheme: str
+    id: str
+
+
+OPEN_ACL_UNSAFE = (ACL(31, "world", "anyone"),)
+READ_ACL_UNSAFE = (ACL(1, "world", "anyone"),)
+
+
+def read_acl(r: Reader) -> ACL:
+    perms = r.int()
+    return ACL(perms, r.ustring() or "", r.ustring() or "")
+
+
+def read_acls(r: Reader) -> list[ACL] | None:
+    return r.vector(read_acl)
+
+
+def write_acls(w: Writer, acls: tuple[ACL, ...] | list[ACL]) -> Writer:
+    w.int(len(acls))
+    for a in acls:
+        w.int(a.perms).ustring(a.scheme).ustring(a.id)
+    return w
+
+
+class ConnectRequest(NamedTuple):
+    protocol_version: int
+    last_zxid_seen: int
+    timeout: int
+    session_id: int
+    passwd: bytes
+    read_only: bool | None  # None: an old client that did not send the flag
+
+
+def decode_connect(body: bytes) -> ConnectRequest:
+    r = Reader(body)
+    req = ConnectRequest(r.int(), r.long(), r.int(), r.long(), r.buffer() or b"", None)
+    if r.remaining() >= 1:
+        req = req._replace(read_only=r.bool())
+    return req
+
+
+class CreateRequest(NamedTuple):
+    path: str
+    data: bytes | None
+    acl: list[ACL] | None
+    flags: int
+    ttl: int = -1
+
+
+class DeleteRequest(NamedTuple):
+    path: str
+    version: int
+
+
+class PathWatchRequest(NamedTuple):
+    """exists, getData, getChildren, getChildren2."""
+
+    path: str
+    watch: bool
+
+
+class SetDataRequest(NamedTuple):
+    path: str
+    data: bytes | None
+    version: int
+
+
+class PathRequest(NamedTuple):
+    """getACL, sync, getEphemerals, getAllChildrenNumber, deleteContainer."""
+
+    path: str
+
+
+class SetACLRequest(NamedTuple):
+    path: str
+    acl: list[ACL] | None
+    version: int
+
+
+class CheckVersionRequest(NamedTuple):
+    path: str
+    version: int
+
+
+class WatchTypeRequest(NamedTuple):
+    """checkWatches, removeWatches (type is a WatcherType) and addWatch (type is an AddWatchMode)."""
+
+    path: str
+    type: int
+
+
+class AuthPacket(NamedTuple):
+    type: int
+    scheme: str
+    auth: bytes
+
+
+class SetWatchesRequest(NamedTuple):
+    relative_zxid: int
+    data: list[str]
+    exist: list[str]
+    child: list[str]
+    persistent: list[str]
+    recursive: list[str]
+
+
+class MultiRequest(NamedTuple):
+    ops: list[tuple[int, NamedTuple]]  # (opcode, request)
+
+
+class EmptyRequest(NamedTuple):
+    """ping, closeSession, whoAmI: no body."""
+
+
+def _path(r: Reader) -> str:
+    s = r.ustring()
+    if s is None:
+        raise ZkError(Err.BADARGUMENTS, "null path")
+    return s
+
+
+def _create(r: Reader) -> CreateRequest:
+    return CreateRequest(_path(r), r.buffer(), read_acls(r), r.int())
+
+
+def _create_ttl(r: Reader) -> CreateRequest:
+    return CreateRequest(_path(r), r.buffer(), read_acls(r), r.int(), r.long())
+
+
+def _path_watch(r: Reader) -> PathWatchRequest:
+    return PathWatchRequest(_path(r), r.bool())
+
+
+def _path_only(r: Reader) -> PathRequest:
+    return PathRequest(_path(r))
+
+
+def _delete_container(r: Reader) -> PathRequest:
+    raw = r.buffer()
+    if raw is None:
+        raise ZkError(Err.BADARGUMENTS, "null path")
+    return PathRequest(raw.decode("utf-8", "replace"))
+
+
+def _strings(r: Reader) -> list[str]:
+    return [s for s in (r.vector(Reader.ustring) or []) if s is not None]
+
+
+def _set_watches(r: Reader) -> SetWatchesRequest:
+    return SetWatchesRequest(r.long(), _strings(r), _strings(r), _strings(r), [], [])
+
+
+def _set_watches2(r: Reader) -> SetWatchesRequest:
+    return SetWatchesRequest(r.long(), _strings(r), _strings(r), _strings(r), _strings(r), _strings(r))
+
+
+def _auth(r: Reader) -> AuthPacket:
+    return AuthPacket(r.int(), r.ustring() or "", r.buffer() or b"")
+
+
+MULTI_WRITE_OPS = {
+    OpCode.CREATE: _create,
+    OpCode.CREATE2: _create,
+    OpCode.CREATE_CONTAINER: _create,
+    OpCode.CREATE_TTL: _create_ttl,
+    OpCode.DELETE: lambda r: DeleteRequest(_path(r), r.int()),
+    OpCode.SET_DATA: lambda r: SetDataRequest(_path(r), r.buffer(), r.int()),
+    OpCode.CHECK: lambda r: CheckVersionRequest(_path(r), r.int()),
+}
+MULTI_READ_OPS = {OpCode.GET_CHILDREN: _path_watch, OpCode.GET_DATA: _path_watch}
+
+
+def _multi(r: Reader) -> MultiRequest:
+    """Sub-ops until a header with done=true. Reads and writes may not be mixed."""
+    ops: list[tuple[int, NamedTuple]] = []
+    kind = None
+    while True:
+        op_type, done, _err = r.int(), r.bool(), r.int()
+        if done:
+            return MultiRequest(ops)
+        if op_type in MULTI_WRITE_OPS:
+            this_kind, decode = "write", MULTI_WRITE_OPS[op_type]
+        elif op_type in MULTI_READ_OPS:
+            this_kind, decode = "read", MULTI_READ_OPS[op_type]
+        else:
+            raise JuteError(f"invalid op type {op_type} in multi")
+        if kind not in (None, this_kind):
+            raise JuteError("mixing read and write operations in one multi is not allowed")
+        kind = this_kind
+        ops.append((op_type, decode(r)))
+
+
+def _empty(r: Reader) -> EmptyRequest:
+    return EmptyRequest()
+
+
+DECODERS: dict[int, Callable[[Reader], NamedTuple]] = {
+    OpCode.CREATE: _create,
+    OpCode.CREATE2: _create,
+    OpCode.CREATE_CONTAINER: _create,
+    OpCode.CREATE_TTL: _create_ttl,
+    OpCode.DELETE: MULTI_WRITE_OPS[OpCode.DELETE],
+    OpCode.EXISTS: _path_watch,
+    OpCode.GET_DATA: _path_watch,
+    OpCode.SET_DATA: MULTI_WRITE_OPS[OpCode.SET_DATA],
+    OpCode.GET_ACL: _path_only,
+    OpCode.SET_ACL: lambda r: SetACLRequest(_path(r), read_acls(r), r.int()),
+    OpCode.GET_CHILDREN: _path_watch,
+    OpCode.SYNC: _path_only,
+    OpCode.PING: _empty,
+    OpCode.GET_CHILDREN2: _path_watch,
+    OpCode.CHECK: MULTI_WRITE_OPS[OpCode.CHECK],
+    OpCode.MULTI: _multi,
+    OpCode.MULTI_READ: _multi,
+    OpCode.CHECK_WATCHES: lambda r: WatchTypeRequest(_path(r), r.int()),
+    OpCode.REMOVE_WATCHES: lambda r: WatchTypeRequest(_path(r), r.int()),
+    OpCode.DELETE_CONTAINER: _delete_container,
+    OpCode.AUTH: _auth,
+    OpCode.SET_WATCHES: _set_watches,
+    OpCode.SET_WATCHES2: _set_watches2,
+    OpCode.GET_EPHEMERALS: _path_only,
+    OpCode.GET_ALL_CHILDREN_NUMBER: _path_only,
+    OpCode.ADD_WATCH: lambda r: WatchTypeRequest(_path(r), r.int()),
+    OpCode.WHO_AM_I: _empty,
+    OpCode.CLOSE_SESSION: _empty,
+}
+
+
+def decode_request(opcode: int, body: bytes, offset: int = 0, max_buffer: int = DEFAULT_MAX_BUFFER) -> NamedTuple:
+    """Decode a request body. Raises ZkError(MARSHALLINGERROR) on malformed bytes,
+    ZkError(UNIMPLEMENTED) on an opcode this server does not know."""
+    decode = DECODERS.get(opcode)
+    if decode is None:
+        raise ZkError(Err.UNIMPLEMENTED, f"opcode {opcode}")
+    try:
+        return decode(Reader(body, offset, max_buffer))
+    except JuteError as e:
+        raise ZkError(Err.MARSHALLINGERROR, str(e)) from None

@@ -1,0 +1,278 @@
+"""The asyncio shell of a standalone server: sockets, clock, disk and timers around ServerCore.
+
+Group commit: writes prepared while a log batch is being fsynced wait in the core; when the
+fsync returns, the whole batch is applied and answered, and everything that piled up meanwhile
+goes out as the next batch with one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .config import ServerConfig
+from .connection import Conn
+from .core import ServerCore
+from .fourletter import WORDS, FourLetterWords
+from .protocol.jute import INT
+from .storage.store import Storage
+from .storage.txnlog import encode_record
+
+log = logging.getLogger("zkserver")
+
+TICK_SECONDS = 0.05
+SNAPSHOT_CHUNK = 2000  # nodes serialised per event-loop turn
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ClientProtocol(asyncio.Protocol):
+    """Frames bytes from one socket into the core; answers four-letter words."""
+
+    def __init__(self, server: "StandaloneServer") -> None:
+        self.server = server
+        self.core = server.core
+        self.buf = bytearray()
+        self.conn: Conn | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.conn = Conn(str(peer[0]), int(peer[1]), transport.write, transport.close)
+        if not self.core.connection_made(self.conn):
+            log.warning("too many connections from %s (maxClientCnxns); refusing", peer[0])
+            self.conn.closed = True  # never counted, so nothing to release
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.core.connection_lost(self.conn)
+            self.core.flush()
+
+    def pause_writing(self) -> None:
+        # A client that does not read its replies must not make us buffer without bound.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        buf = self.buf
+        buf += data
+        if conn.session_id is None and conn.received == 0 and len(buf) >= 4 and bytes(buf[:4]) in WORDS:
+            self._four_letter(bytes(buf[:4]).decode())
+            return
+        limit = self.core.config.max_buffer
+        now, wall = monotonic_ms(), wall_ms()
+        pos, end = 0, len(buf)
+        core = self.core
+        while end - pos >= 4:
+            (n,) = INT.unpack_from(buf, pos)
+            if n < 0 or n > limit:
+                log.info("%s sent a frame of %d bytes (limit %d); closing it", conn, n, limit)
+                core.connection_lost(conn)
+                self.transport.close()
+                core.flush()
+                return
+            if end - pos - 4 < n:
+                break
+            core.receive(conn, bytes(buf[pos + 4 : pos + 4 + n]), now, wall)
+            pos += 4 + n
+        if pos:
+            del buf[:pos]
+        core.flush()
+
+    def _four_letter(self, word: str) -> None:
+        try:
+            text = self.server.four_letter.answer(word)
+        except Exception:  # a status page must never take the server down
+            log.exception("four-letter word %s failed", word)
+            text = "error\n"
+        self.core.connection_lost(self.conn)
+        self.transport.write(text.encode())
+        self.transport.close()
+
+
+class StandaloneServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.storage = Storage(config)
+        self.core: ServerCore | None = None
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="zk-io")
+        self.flushing = False
+        self.flush_scheduled = False
+        self.since_snapshot = 0
+        self.snapshot_at = self._next_snapshot_threshold()
+        self.snapshotting = False
+        self.listener: asyncio.base_events.Server | None = None
+        self.stopped = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+
+    def _next_snapshot_threshold(self) -> int:
+        # Like ZooKeeper: spread snapshots so replicas do not all take one at the same moment.
+        half = self.config.snap_count // 2
+        return half + random.randint(0, max(half, 1))
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        tree = self.storage.restore()
+        self.core = ServerCore(self.config, tree, monotonic_ms(), wall_ms())
+        self.core.on_log = self._log_soon
+        self.four_letter = FourLetterWords(self.core)
+        self.listener = await self.loop.create_server(
+            lambda: ClientProtocol(self),
+            self.config.client_port_address,
+            self.config.client_port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self._tick_handle = self.loop.call_later(TICK_SECONDS, self._tick)
+        log.info(
+            "serving on %s:%d (zxid 0x%x, %d nodes, %d sessions)",
+            self.config.client_port_address,
+            self.port,
+            tree.last_zxid,
+            len(tree.nodes),
+            len(tree.sessions),
+        )
+
+    @property
+    def port(self) -> int:
+        assert self.listener is not None
+        return self.listener.sockets[0].getsockname()[1]
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.core.tick(monotonic_ms(), wall_ms())
+        self.core.flush()
+        self._tick_handle = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    # --- the log -----------------------------------------------------------------------------
+
+    def _log_soon(self) -> None:
+        # Defer to the end of this loop turn so every request that arrived with it joins the batch.
+        if not self.flush_scheduled and not self.flushing:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self.flush_scheduled = False
+        if self.flushing:
+            return
+        batch = self.core.take_log()
+        if not batch:
+            return
+        data = b"".join([encode_record(hdr, txn) for hdr, txn in batch])
+        self.flushing = True
+        fut = self.loop.run_in_executor(self.pool, self.storage.log.append, data)
+        fut.add_done_callback(lambda f: self._flushed(batch, f))
+
+    def _flushed(self, batch: list, fut: asyncio.Future) -> None:
+        self.flushing = False
+        exc = fut.exception()
+        if exc is not None:
+            # We cannot promise durability any more: stop rather than answer writes.
+            log.critical("transaction log write failed: %s; shutting down", exc)
+            self.failure = exc
+            self.stopped.set()
+            return
+        core = self.core
+        for hdr, txn in batch:
+            core.committed(hdr, txn)
+        core.flush()
+        self.since_snapshot += len(batch)
+        if self.since_snapshot >= self.snapshot_at and not self.snapshotting:
+            self._begin_snapshot()
+        if core.to_log:
+            self._start_flush()
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def _begin_snapshot(self) -> None:
+        self.since_snapshot = 0
+        self.snapshot_at = self._next_snapshot_threshold()
+        self.snapshotting = True
+        writer = self.storage.begin_snapshot(self.core.tree)  # no log batch in flight here
+        self.loop.create_task(self._write_snapshot(writer))
+
+    async def _write_snapshot(self, writer) -> None:
+        from .storage.snapshot import encode_nodes
+
+        nodes = self.core.tree.nodes
+        paths = list(nodes)
+        try:
+            for i in range(0, len(paths), SNAPSHOT_CHUNK):
+                chunk = [(p, nodes[p]) for p in paths[i : i + SNAPSHOT_CHUNK] if p in nodes]
+                writer.write(encode_nodes(chunk))
+                await asyncio.sleep(0)
+            final = await self.loop.run_in_executor(self.pool, writer.finish, self.config.force_sync)
+            log.info("snapshot %s written (%d nodes)", final.name, len(paths))
+            if self.config.purge_interval_hours > 0:
+                await self.loop.run_in_executor(self.pool, self.storage.purge)
+        except Exception:
+            log.exception("snapshot failed; the log still holds every txn")
+            writer.abort()
+        finally:
+            self.snapshotting = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for _ in range(200):  # let an in-flight batch land (at most ~2 s)
+            if not self.flushing and not self.core.to_log:
+                break
+            if not self.flushing:
+                self._start_flush()
+            await asyncio.sleep(0.01)
+        for conn in list(self.core.conns):
+            conn.close()
+            self.core.connection_lost(conn)
+        self.storage.close()
+        self.pool.shutdown(wait=True)
+        self.stopped.set()
+
+
+async def serve(config: ServerConfig) -> int:
+    server = StandaloneServer(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.ensure_future(stop.wait())
+    failed = asyncio.ensure_future(server.stopped.wait())
+    await asyncio.wait({waiter, failed}, return_when=asyncio.FIRST_COMPLETED)
+    await server.stop()
+    return 1 if server.failure else 0
+
+
+def run(config: ServerConfig) -> int:
+    """Run until SIGTERM/SIGINT; uvloop when it is installed."""
+    try:
+        import uvloop
+
+        return uvloop.run(serve(config))
+    except ImportError:
+        return asyncio.run(serve(config))
