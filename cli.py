@@ -68,5 +68,15 @@ def server(config_path, port, data_dir, host, overrides, log_level) -> None:
     sys.exit(code)
 
 
+@main.command()
+def demo() -> None:
+    """Start a local zkserver and drive a short kazoo session against it."""
+    from rich.console import Console
+
+    from harness.demo import run_demo
+
+    sys.exit(run_demo(Console()))
+
+
 if __name__ == "__main__":
     main()

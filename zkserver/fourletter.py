@@ -59,7 +59,7 @@ class FourLetterWords:
     def _stats_block(self) -> str:
         s, core = self.core.stats, self.core
         return (
-            f"Latency min/avg/max: {s.lat_min}/{s.lat_avg:.4f}/{s.lat_max}\n"
+            f"Latency min/avg/max: {s.lat_min}/{round(s.lat_avg, 4)}/{s.lat_max}\n"
             f"Received: {s.packets_received}\n"
             f"Sent: {s.packets_sent}\n"
             f"Connections: {len(core.conns)}\n"
@@ -167,7 +167,7 @@ class FourLetterWords:
         rows: list[tuple[str, object]] = [
             ("version", f"{VERSION}, {BUILT}"),
             ("server_state", self.mode()),
-            ("avg_latency", f"{s.lat_avg:.4f}"),
+            ("avg_latency", round(s.lat_avg, 4)),
             ("max_latency", s.lat_max),
             ("min_latency", s.lat_min),
             ("packets_received", s.packets_received),

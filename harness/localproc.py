@@ -1,0 +1,183 @@
+"""Servers as local subprocesses on loopback: zkchaos's own or Apache ZooKeeper (Debian package).
+
+Used by tests, benchmarks and `zkchaos ensemble up`. Each server gets its own directory with
+zoo.cfg, data and a log file; it is stopped by pid, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# zookeeper.jar's manifest lists its own dependencies; log4j gives the server a log to read.
+ZK_CLASSPATH = ":".join(
+    [
+        "/etc/zookeeper/conf",
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/slf4j-log4j12.jar",
+        "/usr/share/java/log4j-1.2.jar",
+    ]
+)
+ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+
+def apache_zookeeper_available() -> bool:
+    return Path("/usr/share/java/zookeeper.jar").exists() and shutil.which("java") is not None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@dataclass
+class LocalServer:
+    """One server process. `kind` is "zkchaos" or "zookeeper"."""
+
+    kind: str
+    workdir: Path
+    client_port: int
+    settings: dict[str, str] = field(default_factory=dict)
+    server_id: int = 0
+    peers: list[str] = field(default_factory=list)  # server.N=... lines for an ensemble
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.client_port}"
+
+    def write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lines = {
+            "tickTime": "2000",
+            "initLimit": "10",
+            "syncLimit": "5",
+            "dataDir": str(self.data_dir),
+            "clientPort": str(self.client_port),
+            "clientPortAddress": self.host,
+            "4lw.commands.whitelist": "*",
+            "maxClientCnxns": "0",
+        }
+        if self.kind == "zookeeper":
+            lines["admin.enableServer"] = "false"
+        lines.update(self.settings)
+        text = "".join(f"{k}={v}\n" for k, v in lines.items()) + "".join(p + "\n" for p in self.peers)
+        cfg = self.workdir / "zoo.cfg"
+        cfg.write_text(text)
+        if self.peers:
+            (self.data_dir / "myid").write_text(f"{self.server_id}\n")
+        return cfg
+
+    def command(self, cfg: Path) -> list[str]:
+        if self.kind == "zkchaos":
+            return [sys.executable, "-m", "cli", "server", "--config", str(cfg), "--log-level", "info"]
+        jvm = [
+            "java",
+            "-Xmx512m",
+            "-Dzookeeper.log.dir=" + str(self.workdir),
+            "-Dzookeeper.root.logger=INFO,CONSOLE",
+            "-Dzookeeper.admin.enableServer=false",
+        ]
+        if self.settings.get("extendedTypesEnabled") == "true":
+            jvm.append("-Dzookeeper.extendedTypesEnabled=true")
+        if "superDigest" in self.settings:
+            jvm.append("-Dzookeeper.DigestAuthenticationProvider.superDigest=" + self.settings["superDigest"])
+        if "znode.container.checkIntervalMs" in self.settings:
+            jvm.append("-Dznode.container.checkIntervalMs=" + self.settings["znode.container.checkIntervalMs"])
+        return jvm + ["-cp", ZK_CLASSPATH, ZK_MAIN, str(cfg)]
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> LocalServer:
+        cfg = self.write_config()
+        env = dict(os.environ)
+        repo = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.command(cfg), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env, start_new_session=True
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until `srvr` answers with a serving mode."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}:\n{self.tail_log()}")
+            try:
+                last = four_letter(self.host, self.client_port, "srvr", timeout=1.0)
+                if "Mode:" in last:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.kind} on {self.address} not serving after {timeout}s ({last!r}):\n{self.tail_log()}")
+
+    def mode(self) -> str | None:
+        try:
+            for line in four_letter(self.host, self.client_port, "srvr").splitlines():
+                if line.startswith("Mode:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            return None
+        return None
+
+    def tail_log(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
