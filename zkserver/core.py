@@ -189,7 +189,8 @@ class ServerCore:
         sid = req.session_id
         old = self.session_conn.get(sid)
         if old is not None and old is not conn:
-            self._close(old)
+            # The session moved to this socket: drop the old one now (its queued output too).
+            old.close()
             self.connection_lost(old)
         if req.passwd == session_password(sid) and self.tracker.touch(sid, now_ms, timeout):
             self._bind(conn, sid)
