@@ -27,12 +27,13 @@ from .sessions import SessionTracker, session_password
 from .stats import ServerStats
 from .tree.datatree import DataTree, Trigger
 from .tree.node import ttl_of
-from .txn import Txn, TxnHeader
+from .txn import CreateSessionTxn, Txn, TxnHeader
 from .watches import WatchManager
 from .write_replies import write_reply
 
-# Entry kinds in a session's queue.
-WRITE, READ, READY, CONNECT = 0, 1, 2, 3
+# Entry kinds in a session's queue: waiting for a txn, to serve, a ready reply, waiting for the
+# session's createSession, waiting for the leader to answer a sync.
+WRITE, READ, READY, CONNECT, SYNC = 0, 1, 2, 3, 4
 
 
 class Entry(NamedTuple):
@@ -65,6 +66,13 @@ class ServerCore:
         self.now_ms = now_ms
         self.stats = ServerStats(now_ms)
         self.serving = True
+        # Ensemble roles rewire these: where writes go (prep here, or the leader), where a
+        # sync goes (None: answer it here), whether this server expires sessions, and whether
+        # to remember which sessions its clients touched (a learner reports them to the leader).
+        self.submit: Callable[[Request, int], None] = self._prep_locally
+        self.forward_sync: Callable[[int, int], None] | None = None
+        self.owns_sessions = True
+        self.touches: dict[int, int] | None = None
 
     # --- output ----------------------------------------------------------------------------
 
@@ -149,6 +157,8 @@ class ServerCore:
         xid, opcode = INT_INT.unpack_from(payload)
         sid = conn.session_id
         self.tracker.touch(sid, now_ms)
+        if self.touches is not None:
+            self.touches[sid] = conn.timeout
         if xid == PING_XID and opcode == OpCode.PING:
             self._send(conn, replies.header_only(PING_XID, self.tree.last_zxid))
             return
@@ -157,7 +167,10 @@ class ServerCore:
             self._auth(conn, payload)
         elif opcode in WRITE_OPS and opcode not in (OpCode.CHECK, OpCode.CREATE_SESSION):
             self._enqueue(sid, Entry(WRITE, conn, xid, opcode, b"", now_ms))
-            self._submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids)), wall_ms)
+            self.submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids)), wall_ms)
+        elif opcode == OpCode.SYNC and self.forward_sync is not None:
+            self._enqueue(sid, Entry(SYNC, conn, xid, opcode, payload, now_ms))
+            self.forward_sync(sid, xid)
         elif opcode in READS:
             self._enqueue(sid, Entry(READ, conn, xid, opcode, payload, now_ms))
         else:
@@ -165,6 +178,9 @@ class ServerCore:
             self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(xid, self.tree.last_zxid, Err.UNIMPLEMENTED), now_ms))
 
     def _connect(self, conn: Conn, payload: bytes, now_ms: int, wall_ms: int) -> None:
+        if not self.serving:
+            self._close(conn)  # not in a quorum's broadcast phase: the client tries another server
+            return
         try:
             req = decode_connect(payload)
         except JuteError:
@@ -184,7 +200,7 @@ class ServerCore:
             self.tracker.add(sid, timeout, now_ms)
             self._bind(conn, sid)
             self._enqueue(sid, Entry(CONNECT, conn, 0, OpCode.CREATE_SESSION, b"", now_ms))
-            self._submit(create_session_request(sid, timeout), wall_ms)
+            self.submit(create_session_request(sid, timeout), wall_ms)
             return
         sid = req.session_id
         old = self.session_conn.get(sid)
@@ -253,10 +269,19 @@ class ServerCore:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _submit(self, req: Request, wall_ms: int) -> None:
+    def _prep_locally(self, req: Request, wall_ms: int) -> None:
+        """Standalone: prep here and hand the txn to the log."""
         self.to_log.append(self.preparer.prep(req, self.now_ms, wall_ms))
         if len(self.to_log) == 1:
             self.on_log()
+
+    def sync_done(self, sid: int, xid: int) -> None:
+        """The leader has answered this session's sync: everything before it is applied here."""
+        q = self.queues.get(sid)
+        if q and q[0].kind == SYNC and q[0].xid == xid:
+            entry = q.popleft()
+            self._serve(entry)
+            self._drain(sid, q)
 
     def committed(self, hdr: TxnHeader, txn: Txn) -> None:
         """A txn is durable (standalone) or committed by a quorum: apply it and answer."""
@@ -269,6 +294,9 @@ class ServerCore:
         op = hdr.type
         if op == OpCode.CLOSE_SESSION:
             self.tracker.remove(sid)
+        elif op == OpCode.CREATE_SESSION and isinstance(txn, CreateSessionTxn):
+            if sid not in self.tracker.sessions:  # created through another server
+                self.tracker.add(sid, txn.timeout, self.now_ms)
         elif op == OpCode.DELETE_CONTAINER:
             self.containers_in_flight.discard(getattr(txn, "path", ""))
         q = self.queues.get(sid)
@@ -309,13 +337,15 @@ class ServerCore:
     def tick(self, now_ms: int, wall_ms: int) -> None:
         """Expire sessions; every check interval, remove empty containers and expired TTLs."""
         self.now_ms = now_ms
+        if not self.owns_sessions:
+            return  # the leader expires sessions and sweeps containers for the ensemble
         for sid in self.tracker.expired(now_ms):
-            self._submit(close_session_request(sid), wall_ms)
+            self.submit(close_session_request(sid), wall_ms)
         if now_ms >= self.next_container_check:
             self.next_container_check = now_ms + self.config.container_check_interval_ms
             for path in self.container_candidates(wall_ms):
                 self.containers_in_flight.add(path)
-                self._submit(delete_container_request(path), wall_ms)
+                self.submit(delete_container_request(path), wall_ms)
 
     def container_candidates(self, wall_ms: int) -> list[str]:
         nodes = self.tree.nodes
@@ -333,3 +363,28 @@ class ServerCore:
 
     def outstanding(self) -> int:
         return sum(len(q) for q in self.queues.values())
+
+    # --- role changes (ensemble) ---------------------------------------------------------------
+
+    def stop_serving(self) -> None:
+        """Leave the broadcast phase: drop every client (they reconnect elsewhere) and forget
+        what was in flight; a new leader decides what of it happened."""
+        self.serving = False
+        for conn in list(self.conns):
+            conn.close()
+            self.connection_lost(conn)
+        self.queues.clear()
+        self.to_log.clear()
+        self.containers_in_flight.clear()
+        self.preparer.pending.clear()
+
+    def reset(self, tree: DataTree, next_zxid_base: int, now_ms: int) -> None:
+        """Take a new tree (after a sync) and restart prep at `next_zxid_base` + 1."""
+        self.tree = tree
+        self.preparer = Preparer(tree, self.tracker, self.config.extended_types, self.config.max_buffer)
+        self.preparer.zxid = next_zxid_base
+        live = self.tracker.sessions
+        for sid in [s for s in live if s not in tree.sessions]:
+            self.tracker.remove(sid)
+        for sid, timeout in tree.sessions.items():
+            self.tracker.add(sid, timeout, now_ms)
