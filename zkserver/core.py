@@ -43,6 +43,11 @@ class Entry(NamedTuple):
     opcode: int
     payload: bytes  # READ: the frame; READY: the reply bytes
     start_ms: int
+    ids: tuple | None = None  # a queued read is checked against the ids it was sent with
+
+
+# Writes a client may send (check only inside multi; the others are the server's own).
+CLIENT_WRITES = WRITE_OPS - {OpCode.CHECK, OpCode.CREATE_SESSION, OpCode.DELETE_CONTAINER}
 
 
 class ServerCore:
@@ -156,16 +161,20 @@ class ServerCore:
             return
         xid, opcode = INT_INT.unpack_from(payload)
         sid = conn.session_id
-        self.tracker.touch(sid, now_ms)
+        if not self.tracker.touch(sid, now_ms):
+            # The session is closing (closed by its client, or expired): nothing more is
+            # answered; the closeSession's commit replies and closes the connection.
+            return
         if self.touches is not None:
             self.touches[sid] = conn.timeout
         if xid == PING_XID and opcode == OpCode.PING:
-            self._send(conn, replies.header_only(PING_XID, self.tree.last_zxid))
+            # In the session's order, like every other reply.
+            self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(PING_XID, self.tree.last_zxid), now_ms))
             return
         conn.last_cxid = xid
         if opcode == OpCode.AUTH:
             self._auth(conn, payload)
-        elif opcode in WRITE_OPS and opcode not in (OpCode.CHECK, OpCode.CREATE_SESSION):
+        elif opcode in CLIENT_WRITES:
             self._enqueue(sid, Entry(WRITE, conn, xid, opcode, b"", now_ms))
             self.submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids)), wall_ms)
         elif opcode == OpCode.SYNC and self.forward_sync is not None:
@@ -245,6 +254,8 @@ class ServerCore:
                 self._send(entry.conn, entry.payload)
                 return
             q = self.queues[sid] = deque()
+        elif entry.kind == READ:
+            entry = entry._replace(ids=tuple(entry.conn.ids))
         q.append(entry)
 
     def _drain(self, sid: int, q: deque[Entry]) -> None:
@@ -262,7 +273,7 @@ class ServerCore:
         conn = entry.conn
         if conn.closed:
             return
-        ctx = ReadContext(self.tree, self.watches, conn)
+        ctx = ReadContext(self.tree, self.watches, conn, entry.ids if entry.ids is not None else conn.ids)
         zxid = self.tree.last_zxid
         self._send(conn, serve_read(ctx, entry.xid, entry.opcode, entry.payload, zxid, self.config.max_buffer))
         self.stats.record_latency(0)
@@ -383,8 +394,8 @@ class ServerCore:
         self.tree = tree
         self.preparer = Preparer(tree, self.tracker, self.config.extended_types, self.config.max_buffer)
         self.preparer.zxid = next_zxid_base
-        live = self.tracker.sessions
-        for sid in [s for s in live if s not in tree.sessions]:
-            self.tracker.remove(sid)
+        # Every replicated session starts a fresh timeout, as when ZooKeeper loads a database.
+        self.tracker.sessions.clear()
+        self.tracker.buckets.clear()
         for sid, timeout in tree.sessions.items():
             self.tracker.add(sid, timeout, now_ms)

@@ -6,8 +6,9 @@ import re
 
 from .protocol.constants import Err, ZkError
 
-# \u0000-\u001f, \u007f-\u009f, \ud800-\uf8ff (surrogates and private use), \ufff0-\uffff.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+# \u0000-\u001f, \u007f-\u009f, \ud800-\uf8ff (surrogates and private use), \ufff0-\uffff,
+# and everything beyond the BMP: Java sees those as surrogate pairs, which it rejects.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]")
 
 
 def path_error(path: str) -> str | None:

@@ -3,6 +3,7 @@ sync, whoAmI. Each handler returns the whole reply frame; errors come back as Zk
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Callable
 
 from . import acl as aclmod
@@ -25,23 +26,26 @@ from .watches import Mode, WatchManager
 if TYPE_CHECKING:
     from .connection import Conn
 
+log = logging.getLogger(__name__)
+
 
 class ReadContext:
     """What a read needs: the replica, the watch tables, and the asking connection."""
 
-    __slots__ = ("tree", "watches", "conn")
+    __slots__ = ("tree", "watches", "conn", "ids")
 
-    def __init__(self, tree: DataTree, watches: WatchManager, conn: "Conn") -> None:
+    def __init__(self, tree: DataTree, watches: WatchManager, conn: "Conn", ids=None) -> None:
         self.tree = tree
         self.watches = watches
         self.conn = conn
+        self.ids = conn.ids if ids is None else ids
 
 
 def _readable(ctx: ReadContext, path: str, perm: int = Perm.READ):
     node = ctx.tree.nodes.get(path)
     if node is None:
         raise ZkError(Err.NONODE, path)
-    aclmod.check(node.acl, perm, ctx.conn.ids)
+    aclmod.check(node.acl, perm, ctx.ids)
     return node
 
 
@@ -57,7 +61,7 @@ def exists(ctx: ReadContext, xid: int, zxid: int, r: PathWatchRequest) -> bytes:
         raise ZkError(Err.BADARGUMENTS, r.path)
     node = ctx.tree.nodes.get(r.path)
     if node is not None:
-        aclmod.check(node.acl, Perm.READ, ctx.conn.ids)
+        aclmod.check(node.acl, Perm.READ, ctx.ids)
     if r.watch:  # registered even when the node is missing: it waits for a create
         ctx.watches.data.add(r.path, ctx.conn)
     if node is None:
@@ -78,7 +82,7 @@ def get_children(ctx: ReadContext, xid: int, zxid: int, r: PathWatchRequest, wit
 def get_acl(ctx: ReadContext, xid: int, zxid: int, r: PathRequest) -> bytes:
     node = _readable(ctx, r.path, Perm.READ | Perm.ADMIN)
     acls: tuple[ACL, ...] | list[ACL] = node.acl
-    if not aclmod.allows(node.acl, Perm.ADMIN, ctx.conn.ids):
+    if not aclmod.allows(node.acl, Perm.ADMIN, ctx.ids):
         # Without ADMIN a reader sees who has access, but not the password hashes.
         acls = [
             ACL(a.perms, a.scheme, a.id.split(":", 1)[0] + ":x") if a.scheme == "digest" else a for a in acls
@@ -181,8 +185,8 @@ def set_watches(ctx: ReadContext, xid: int, zxid: int, r: SetWatchesRequest) -> 
 
 
 def who_am_i(ctx: ReadContext, xid: int, zxid: int, r: object) -> bytes:
-    w = Writer().int(len(ctx.conn.ids))
-    for ident in ctx.conn.ids:
+    w = Writer().int(len(ctx.ids))
+    for ident in ctx.ids:
         w.ustring(ident.scheme).ustring(aclmod.user_name(ident))
     return replies.frame(xid, zxid, w.bytes())
 
@@ -236,4 +240,7 @@ def serve_read(ctx: ReadContext, xid: int, opcode: int, payload: bytes, zxid: in
         return READS[opcode](ctx, xid, zxid, record)
     except ZkError as e:
         return replies.header_only(xid, zxid, e.code)
+    except Exception:  # a bug must cost one request, never the server or other sessions
+        log.exception("read %d failed", opcode)
+        return replies.header_only(xid, zxid, Err.MARSHALLINGERROR)
 

@@ -33,6 +33,8 @@ def first_session_id(now_ms: int, server_id: int) -> int:
     sid |= (server_id & 0xFF) << 56
     if sid >= 1 << 63:
         sid -= 1 << 64
+    if sid == -(1 << 63):
+        sid += 1  # never the container marker
     return sid
 
 

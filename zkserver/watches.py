@@ -86,15 +86,15 @@ class WatchTable:
             if not watchers:
                 continue
             for watcher, mode in list(watchers.items()):
-                if suppress and watcher in suppress:
-                    continue
                 if mode == Mode.PERSISTENT_RECURSIVE:
                     if event != EventType.NODE_CHILDREN_CHANGED:
                         fired.add(watcher)
                 elif not is_ancestor:
                     fired.add(watcher)
                     if mode == Mode.STANDARD:
-                        self.remove(candidate, watcher)
+                        self.remove(candidate, watcher)  # consumed even if its event is suppressed
+        if suppress:
+            fired -= suppress
         return fired
 
     def count(self) -> int:

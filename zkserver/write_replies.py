@@ -29,7 +29,10 @@ def _multi_body(results: tuple) -> bytes:
         if opcode == OpCode.ERROR:
             w.raw(replies.MULTI_HEADER.pack(OpCode.ERROR, False, r.err)).int(r.err)
         else:
-            w.raw(replies.MULTI_HEADER.pack(opcode, False, 0)).raw(_body(opcode, r))
+            # Every create that returns a stat is a create2 result on the wire (Java's
+            # MultiResponse knows no other type for it).
+            wire_type = OpCode.CREATE2 if opcode in _CREATE_WITH_STAT else opcode
+            w.raw(replies.MULTI_HEADER.pack(wire_type, False, 0)).raw(_body(opcode, r))
     w.raw(replies.MULTI_END)
     return w.bytes()
 

@@ -192,23 +192,16 @@ MULTI_WRITE_OPS = {
 MULTI_READ_OPS = {OpCode.GET_CHILDREN: _path_watch, OpCode.GET_DATA: _path_watch}
 
 
-def _multi(r: Reader) -> MultiRequest:
-    """Sub-ops until a header with done=true. Reads and writes may not be mixed."""
+def _multi(r: Reader, allowed: dict[int, Callable[[Reader], NamedTuple]], what: str) -> MultiRequest:
+    """Sub-ops until a header with done=true: only writes in a multi, only reads in a multiRead."""
     ops: list[tuple[int, NamedTuple]] = []
-    kind = None
     while True:
         op_type, done, _err = r.int(), r.bool(), r.int()
         if done:
             return MultiRequest(ops)
-        if op_type in MULTI_WRITE_OPS:
-            this_kind, decode = "write", MULTI_WRITE_OPS[op_type]
-        elif op_type in MULTI_READ_OPS:
-            this_kind, decode = "read", MULTI_READ_OPS[op_type]
-        else:
-            raise JuteError(f"invalid op type {op_type} in multi")
-        if kind not in (None, this_kind):
-            raise JuteError("mixing read and write operations in one multi is not allowed")
-        kind = this_kind
+        decode = allowed.get(op_type)
+        if decode is None:
+            raise JuteError(f"op type {op_type} is not allowed in a {what}")
         ops.append((op_type, decode(r)))
 
 
@@ -232,8 +225,8 @@ DECODERS: dict[int, Callable[[Reader], NamedTuple]] = {
     OpCode.PING: _empty,
     OpCode.GET_CHILDREN2: _path_watch,
     OpCode.CHECK: MULTI_WRITE_OPS[OpCode.CHECK],
-    OpCode.MULTI: _multi,
-    OpCode.MULTI_READ: _multi,
+    OpCode.MULTI: lambda r: _multi(r, MULTI_WRITE_OPS, "multi"),
+    OpCode.MULTI_READ: lambda r: _multi(r, MULTI_READ_OPS, "multiRead"),
     OpCode.CHECK_WATCHES: lambda r: WatchTypeRequest(_path(r), r.int()),
     OpCode.REMOVE_WATCHES: lambda r: WatchTypeRequest(_path(r), r.int()),
     OpCode.DELETE_CONTAINER: _delete_container,

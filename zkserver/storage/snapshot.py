@@ -120,9 +120,19 @@ def _read_nodes(r: Reader) -> Iterator[tuple[str, Node]]:
         yield path, n
 
 
+def dumps(tree: DataTree) -> bytes:
+    """The whole tree, consistent (taken in one go), in the snapshot file format."""
+    body = encode_header(tree.last_zxid, tree.sessions) + encode_nodes(tree.nodes.items())
+    body += struct.pack(">i", _END_MARK)
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
 def load(path: Path) -> DataTree:
     """Read and verify one snapshot; BadSnapshot if it is damaged."""
-    raw = path.read_bytes()
+    return loads(path.read_bytes(), str(path))
+
+
+def loads(raw: bytes, path: str = "snapshot") -> DataTree:
     if len(raw) < len(MAGIC) + 4 or raw[: len(MAGIC)] != MAGIC:
         raise BadSnapshot(f"{path}: not a zkchaos snapshot")
     body, (crc,) = raw[:-4], struct.unpack(">I", raw[-4:])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..config import ServerConfig
 from ..tree.datatree import DataTree
 from . import snapshot as snap
-from .txnlog import CorruptLogError, TxnLog, read_log, segment_zxid, segments
+from ..txn import Txn, TxnHeader
+from .txnlog import CorruptLogError, TxnLog, read_log, segment_zxid, segments, truncate_log
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +25,16 @@ class Storage:
         self.retain = config.snap_retain_count
         self.log = TxnLog(self.log_dir, self.force_sync)
         self.snap_dir.mkdir(parents=True, exist_ok=True)
+        self.replayed: list[tuple[TxnHeader, Txn]] = []  # the tail restore replayed (for sync)
+        self.keep_replayed = 0
 
     def restore(self) -> DataTree:
         """Newest valid snapshot + every later logged txn. Opens a fresh log segment."""
+        tree = self._load()
+        self.log.roll(tree.last_zxid + 1)
+        return tree
+
+    def _load(self) -> DataTree:
         for leftover in self.snap_dir.glob("*.tmp"):
             leftover.unlink()  # a snapshot a crash interrupted
         tree = None
@@ -45,19 +54,77 @@ class Storage:
                 )
             tree = DataTree()
         replayed = 0
+        self.replayed = []
         for hdr, txn in read_log(self.log_dir, tree.last_zxid):
             tree.apply(hdr, txn, [])
             replayed += 1
+            if self.keep_replayed:
+                self.replayed.append((hdr, txn))
+                if len(self.replayed) > 2 * self.keep_replayed:
+                    del self.replayed[: -self.keep_replayed]
         if replayed:
             log.info("replayed %d txns from the log; last zxid 0x%x", replayed, tree.last_zxid)
+        self.replayed = self.replayed[-self.keep_replayed :] if self.keep_replayed else []
+        return tree
+
+    def begin_snapshot(self, tree: DataTree, next_log_zxid: int | None = None) -> snap.SnapshotWriter:
+        """Start a fuzzy snapshot at the tree's current zxid. The log first rolls to a new
+        segment named after the next zxid it will hold (purging drops whole segments)."""
+        self.log.roll(next_log_zxid if next_log_zxid is not None else tree.last_zxid + 1)
+        return snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+
+    def truncate(self, zxid: int) -> DataTree:
+        """Drop every logged txn after `zxid` (and snapshots that may include them); the
+        state is rebuilt from what remains."""
+        self.log.close()
+        for path in snap.snapshots(self.snap_dir):
+            if snap.snapshot_zxid(path) > zxid:
+                path.unlink()
+        truncate_log(self.log_dir, zxid)
+        tree = self._load()
         self.log.roll(tree.last_zxid + 1)
         return tree
 
-    def begin_snapshot(self, tree: DataTree) -> snap.SnapshotWriter:
-        """Start a fuzzy snapshot at the tree's current zxid; the log rolls to a new segment
-        first, so purging can later drop whole segments."""
+    def install(self, tree: DataTree) -> None:
+        """Replace everything on disk by `tree` (a leader's snapshot): the old log and
+        snapshots describe a history the leader has overruled."""
+        self.log.close()
+        for seg in segments(self.log_dir):
+            seg.unlink()
+        for path in snap.snapshots(self.snap_dir):
+            path.unlink()
+        writer = snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+        writer.write(snap.encode_nodes(tree.nodes.items()))
+        writer.finish(self.force_sync)
         self.log.roll(tree.last_zxid + 1)
-        return snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+
+    # --- epochs (ZAB) ----------------------------------------------------------------------------
+
+    def read_epoch(self, name: str) -> int:
+        path = self.snap_dir / name
+        try:
+            return int(path.read_text().strip())
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            raise CorruptLogError(f"{path}: not an epoch number") from None
+
+    def write_epoch(self, name: str, value: int) -> None:
+        """Durably: write a temporary file, fsync it, rename it over the old one."""
+        path = self.snap_dir / name
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(f"{value}\n")
+            f.flush()
+            if self.force_sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if self.force_sync:
+            fd = os.open(self.snap_dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def purge(self) -> None:
         """Keep the newest `retain` snapshots and the log segments needed to replay from the

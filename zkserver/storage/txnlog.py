@@ -100,6 +100,20 @@ class TxnLog:
             self.fd = None
 
 
+def _valid_record_after(data: bytes, start: int) -> bool:
+    """Whether a whole, checksummed record starts anywhere at or after `start`: then the damage
+    before it is corruption, not a torn tail. Only runs after a crash left a garbled header."""
+    end = len(data)
+    for p in range(start, end - RECORD.size + 1):
+        length, crc, head_crc = RECORD.unpack_from(data, p)
+        if zlib.crc32(data[p : p + 8]) != head_crc:
+            continue
+        body_end = p + RECORD.size + length
+        if body_end <= end and zlib.crc32(data[p + RECORD.size : body_end]) == crc:
+            return True
+    return False
+
+
 def _read_segment(path: Path, is_last: bool) -> Iterator[tuple[TxnHeader, Txn]]:
     data = path.read_bytes()
     if len(data) < len(MAGIC):
@@ -131,7 +145,7 @@ def _read_segment(path: Path, is_last: bool) -> Iterator[tuple[TxnHeader, Txn]]:
                 problem = "checksum mismatch"
             torn = body_end >= end or not any(data[body_end:])
             if problem == "garbled record header":
-                torn = end - pos < 2 * RECORD.size or not any(data[pos + RECORD.size :])
+                torn = not _valid_record_after(data, pos + 1)
             if problem is not None and not torn:
                 raise CorruptLogError(
                     f"{path}: {problem} in the record at offset {pos}, with valid-looking data "
@@ -168,3 +182,27 @@ def read_log(directory: Path, after_zxid: int) -> Iterator[tuple[TxnHeader, Txn]
                 raise CorruptLogError(f"{seg}: zxid 0x{hdr.zxid:x} follows 0x{last_zxid:x}; log out of order")
             last_zxid = hdr.zxid
             yield hdr, txn
+
+
+def truncate_log(directory: Path, zxid: int) -> None:
+    """Cut the log after `zxid`: later segments go, the one holding `zxid` is cut short."""
+    for seg in segments(directory):
+        if segment_zxid(seg) > zxid + 1:
+            seg.unlink()
+            continue
+        data = seg.read_bytes()
+        pos = len(MAGIC)
+        while pos + RECORD.size <= len(data):
+            length = RECORD.unpack_from(data, pos)[0]
+            end = pos + RECORD.size + length
+            if end > len(data):
+                break
+            hdr, _ = decode_txn(data[pos + RECORD.size : end])
+            if hdr.zxid > zxid:
+                break
+            pos = end
+        if pos < len(data):
+            with open(seg, "r+b") as f:
+                f.truncate(pos)
+                f.flush()
+                os.fsync(f.fileno())

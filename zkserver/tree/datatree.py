@@ -158,6 +158,13 @@ class DataTree:
     def _delete(self, path: str, zxid: int, triggers: list[Trigger]) -> bool:
         node = self.nodes.pop(path, None)
         if node is None:
+            # Replaying over a fuzzy snapshot: the child may be gone already, but the parent
+            # must still show this delete (pzxid), as ZooKeeper's deleteNode does.
+            parent = self.nodes.get(split_path(path)[0])
+            if parent is not None:
+                parent.children.discard(split_path(path)[1])
+                if zxid > parent.pzxid:
+                    parent.pzxid = zxid
             return False
         for name in list(node.children):
             # Only in a replay over a fuzzy snapshot, which may hold children created after
