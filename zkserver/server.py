@@ -20,7 +20,8 @@ from .core import ServerCore
 from .fourletter import WORDS, FourLetterWords
 from .protocol.jute import INT
 from .storage.store import Storage
-from .storage.txnlog import encode_record
+from .storage.groupcommit import GroupCommitLog
+from .storage.snapshot import encode_nodes
 
 log = logging.getLogger("zkserver")
 
@@ -115,34 +116,20 @@ class StandaloneServer:
         self.storage = Storage(config)
         self.core: ServerCore | None = None
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="zk-io")
-        self.flushing = False
-        self.flush_scheduled = False
-        self.since_snapshot = 0
-        self.snapshot_at = self._next_snapshot_threshold()
-        self.snapshotting = False
+        self.snapshots = SnapshotPolicy(config, self.storage, self.pool)
         self.listener: asyncio.base_events.Server | None = None
         self.stopped = asyncio.Event()
         self.failure: BaseException | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
 
-    def _next_snapshot_threshold(self) -> int:
-        # Like ZooKeeper: spread snapshots so replicas do not all take one at the same moment.
-        half = self.config.snap_count // 2
-        return half + random.randint(0, max(half, 1))
-
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         tree = self.storage.restore()
         self.core = ServerCore(self.config, tree, monotonic_ms(), wall_ms())
-        self.core.on_log = self._log_soon
+        self.log = GroupCommitLog(self.loop, self.storage, self.pool, self._durable, self._failed)
+        self.core.on_log = lambda: self.log.append(self.core.take_log())
         self.four_letter = FourLetterWords(self.core)
-        self.listener = await self.loop.create_server(
-            lambda: ClientProtocol(self),
-            self.config.client_port_address,
-            self.config.client_port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        self.listener = await listen_for_clients(self, self.config)
         self._tick_handle = self.loop.call_later(TICK_SECONDS, self._tick)
         log.info(
             "serving on %s:%d (zxid 0x%x, %d nodes, %d sessions)",
@@ -158,82 +145,22 @@ class StandaloneServer:
         assert self.listener is not None
         return self.listener.sockets[0].getsockname()[1]
 
-    # --- timers ----------------------------------------------------------------------------
-
     def _tick(self) -> None:
         self.core.tick(monotonic_ms(), wall_ms())
         self.core.flush()
         self._tick_handle = self.loop.call_later(TICK_SECONDS, self._tick)
 
-    # --- the log -----------------------------------------------------------------------------
-
-    def _log_soon(self) -> None:
-        # Defer to the end of this loop turn so every request that arrived with it joins the batch.
-        if not self.flush_scheduled and not self.flushing:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._start_flush)
-
-    def _start_flush(self) -> None:
-        self.flush_scheduled = False
-        if self.flushing:
-            return
-        batch = self.core.take_log()
-        if not batch:
-            return
-        data = b"".join([encode_record(hdr, txn) for hdr, txn in batch])
-        self.flushing = True
-        fut = self.loop.run_in_executor(self.pool, self.storage.log.append, data)
-        fut.add_done_callback(lambda f: self._flushed(batch, f))
-
-    def _flushed(self, batch: list, fut: asyncio.Future) -> None:
-        self.flushing = False
-        exc = fut.exception()
-        if exc is not None:
-            # We cannot promise durability any more: stop rather than answer writes.
-            log.critical("transaction log write failed: %s; shutting down", exc)
-            self.failure = exc
-            self.stopped.set()
-            return
+    def _durable(self, batch: list) -> None:
         core = self.core
         for hdr, txn in batch:
             core.committed(hdr, txn)
         core.flush()
-        self.since_snapshot += len(batch)
-        if self.since_snapshot >= self.snapshot_at and not self.snapshotting:
-            self._begin_snapshot()
-        if core.to_log:
-            self._start_flush()
+        self.snapshots.after_batch(self.loop, core.tree, len(batch), self.log.last_appended + 1)
 
-    # --- snapshots ---------------------------------------------------------------------------
-
-    def _begin_snapshot(self) -> None:
-        self.since_snapshot = 0
-        self.snapshot_at = self._next_snapshot_threshold()
-        self.snapshotting = True
-        writer = self.storage.begin_snapshot(self.core.tree)  # no log batch in flight here
-        self.loop.create_task(self._write_snapshot(writer))
-
-    async def _write_snapshot(self, writer) -> None:
-        from .storage.snapshot import encode_nodes
-
-        nodes = self.core.tree.nodes
-        paths = list(nodes)
-        try:
-            for i in range(0, len(paths), SNAPSHOT_CHUNK):
-                chunk = [(p, nodes[p]) for p in paths[i : i + SNAPSHOT_CHUNK] if p in nodes]
-                writer.write(encode_nodes(chunk))
-                await asyncio.sleep(0)
-            final = await self.loop.run_in_executor(self.pool, writer.finish, self.config.force_sync)
-            log.info("snapshot %s written (%d nodes)", final.name, len(paths))
-            if self.config.purge_interval_hours > 0:
-                await self.loop.run_in_executor(self.pool, self.storage.purge)
-        except Exception:
-            log.exception("snapshot failed; the log still holds every txn")
-            writer.abort()
-        finally:
-            self.snapshotting = False
-
-    # --- lifecycle ---------------------------------------------------------------------------
+    def _failed(self, exc: BaseException) -> None:
+        # We cannot promise durability any more: stop rather than answer writes.
+        self.failure = exc
+        self.stopped.set()
 
     async def stop(self) -> None:
         if self.listener is not None:
@@ -241,10 +168,8 @@ class StandaloneServer:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         for _ in range(200):  # let an in-flight batch land (at most ~2 s)
-            if not self.flushing and not self.core.to_log:
+            if self.log.idle():
                 break
-            if not self.flushing:
-                self._start_flush()
             await asyncio.sleep(0.01)
         for conn in list(self.core.conns):
             conn.close()
@@ -254,8 +179,70 @@ class StandaloneServer:
         self.stopped.set()
 
 
+class SnapshotPolicy:
+    """Every ~snapCount txns (spread at random, as ZooKeeper does, so replicas do not all
+    snapshot at once), write a fuzzy snapshot a chunk per loop turn while writes go on."""
+
+    def __init__(self, config: ServerConfig, storage: Storage, pool: ThreadPoolExecutor) -> None:
+        self.config = config
+        self.storage = storage
+        self.pool = pool
+        self.since = 0
+        self.threshold = self._next_threshold()
+        self.running = False
+
+    def _next_threshold(self) -> int:
+        half = self.config.snap_count // 2
+        return half + random.randint(0, max(half, 1))
+
+    def after_batch(self, loop: asyncio.AbstractEventLoop, tree, count: int, next_log_zxid: int) -> None:
+        """Call when no log write is in flight (the log may roll here)."""
+        self.since += count
+        if self.since < self.threshold or self.running:
+            return
+        self.since = 0
+        self.threshold = self._next_threshold()
+        self.running = True
+        writer = self.storage.begin_snapshot(tree, next_log_zxid)
+        loop.create_task(self._write(loop, tree, writer))
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, tree, writer) -> None:
+        nodes = tree.nodes
+        paths = list(nodes)
+        try:
+            for i in range(0, len(paths), SNAPSHOT_CHUNK):
+                chunk = [(p, nodes[p]) for p in paths[i : i + SNAPSHOT_CHUNK] if p in nodes]
+                writer.write(encode_nodes(chunk))
+                await asyncio.sleep(0)
+            final = await loop.run_in_executor(self.pool, writer.finish, self.config.force_sync)
+            log.info("snapshot %s written (%d nodes)", final.name, len(paths))
+            if self.config.purge_interval_hours > 0:
+                await loop.run_in_executor(self.pool, self.storage.purge)
+        except Exception:
+            log.exception("snapshot failed; the log still holds every txn")
+            writer.abort()
+        finally:
+            self.running = False
+
+
+async def listen_for_clients(server, config: ServerConfig) -> asyncio.base_events.Server:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: ClientProtocol(server),
+        config.client_port_address,
+        config.client_port,
+        reuse_address=True,
+        backlog=1024,
+    )
+
+
 async def serve(config: ServerConfig) -> int:
-    server = StandaloneServer(config)
+    if config.peers:
+        from .quorum.shell import EnsembleServer
+
+        server = EnsembleServer(config)
+    else:
+        server = StandaloneServer(config)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
