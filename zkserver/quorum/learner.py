@@ -51,6 +51,10 @@ class Learner:
         self._send(m.follower_info(info))
 
     def lost(self, handle: Hashable, now_ms: int) -> None:
+        if self.epoch is None and now_ms < self.deadline:
+            # The winner may not have taken up leading yet and turned us away: dial again.
+            self.peer.io.connect_leader(self.leader_id, retry=True)
+            return
         self.peer.look(now_ms, f"lost the connection to leader {self.leader_id}")
 
     # --- packets -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from pathlib import Path
 
 from ..config import ServerConfig
@@ -27,6 +28,7 @@ class Storage:
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.replayed: list[tuple[TxnHeader, Txn]] = []  # the tail restore replayed (for sync)
         self.keep_replayed = 0
+        self.replay_floor = 0
 
     def restore(self) -> DataTree:
         """Newest valid snapshot + every later logged txn. Opens a fresh log segment."""
@@ -54,17 +56,20 @@ class Storage:
                 )
             tree = DataTree()
         replayed = 0
-        self.replayed = []
+        kept: deque[tuple[TxnHeader, Txn]] = deque()
+        self.replay_floor = tree.last_zxid  # the zxid just before the first txn kept in `replayed`
         for hdr, txn in read_log(self.log_dir, tree.last_zxid):
             tree.apply(hdr, txn, [])
             replayed += 1
             if self.keep_replayed:
-                self.replayed.append((hdr, txn))
-                if len(self.replayed) > 2 * self.keep_replayed:
-                    del self.replayed[: -self.keep_replayed]
+                kept.append((hdr, txn))
+                if len(kept) > self.keep_replayed:
+                    self.replay_floor = kept.popleft()[0].zxid
+            else:
+                self.replay_floor = hdr.zxid
+        self.replayed = list(kept)
         if replayed:
             log.info("replayed %d txns from the log; last zxid 0x%x", replayed, tree.last_zxid)
-        self.replayed = self.replayed[-self.keep_replayed :] if self.keep_replayed else []
         return tree
 
     def begin_snapshot(self, tree: DataTree, next_log_zxid: int | None = None) -> snap.SnapshotWriter:
