@@ -68,6 +68,96 @@ def server(config_path, port, data_dir, host, overrides, log_level) -> None:
     sys.exit(code)
 
 
+DEFAULT_ENSEMBLE_DIR = Path.home() / ".zkchaos" / "ensemble"
+
+
+@main.group()
+def ensemble() -> None:
+    """A local loopback ensemble for development: up, status, down."""
+
+
+@ensemble.command("up")
+@click.option("--size", default=3, show_default=True, type=click.IntRange(1, 15), help="Voting members.")
+@click.option("--observers", default=0, show_default=True, type=click.IntRange(0, 15))
+@click.option("--db", "kind", default="zkchaos", show_default=True, type=click.Choice(["zkchaos", "zookeeper"]))
+@click.option("--dir", "base", default=str(DEFAULT_ENSEMBLE_DIR), show_default=True, type=click.Path(file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra zoo.cfg settings.")
+def ensemble_up(size, observers, kind, base, overrides) -> None:
+    """Start the servers in the background and print the connection string."""
+    from harness.ensemble import LocalEnsemble
+    from harness.localproc import apache_zookeeper_available
+
+    base_dir = Path(base)
+    if (base_dir / "ensemble.json").exists():
+        raise click.ClickException(f"an ensemble is already recorded in {base_dir}; run `zkchaos ensemble down` first")
+    if kind == "zookeeper" and not apache_zookeeper_available():
+        raise click.ClickException("Apache ZooKeeper is not installed (apt-get install zookeeper)")
+    settings = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--set {item!r}: expected KEY=VALUE")
+        settings[key.strip()] = value.strip()
+    base_dir.mkdir(parents=True, exist_ok=True)
+    ens = LocalEnsemble(kind, base_dir, size, observers, settings)
+    try:
+        ens.start()
+    except (RuntimeError, TimeoutError) as e:
+        ens.stop()
+        raise click.ClickException(f"ensemble did not come up: {e}") from None
+    ens.save()
+    leader = ens.leader()
+    click.echo(ens.connection_string())
+    click.echo(f"# {kind}: {size} voters, {observers} observers, leader server {leader.server_id if leader else '?'}; state in {base_dir}", err=True)
+
+
+@ensemble.command("status")
+@click.option("--dir", "base", default=str(DEFAULT_ENSEMBLE_DIR), show_default=True, type=click.Path(file_okay=False))
+def ensemble_status(base) -> None:
+    """Each server's mode, zxid and connections."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.ensemble import LocalEnsemble, status_rows
+
+    base_dir = Path(base)
+    if not (base_dir / "ensemble.json").exists():
+        raise click.ClickException(f"no ensemble recorded in {base_dir}; start one with `zkchaos ensemble up`")
+    ens, pids = LocalEnsemble.load(base_dir)
+    table = Table("id", "address", "pid", "mode", "zxid", "connections", "nodes", title=f"{ens.kind} ensemble")
+    rows = status_rows(ens, pids)
+    for row in rows:
+        table.add_row(*(str(row.get(k) if row.get(k) is not None else "-") for k in ("id", "address", "pid", "mode", "zxid", "connections", "nodes")))
+    Console().print(table)
+    leaders = [r["id"] for r in rows if r.get("mode") == "leader"]
+    click.echo(f"leader: {leaders[0] if len(leaders) == 1 else leaders or 'none'}")
+
+
+@ensemble.command("down")
+@click.option("--dir", "base", default=str(DEFAULT_ENSEMBLE_DIR), show_default=True, type=click.Path(file_okay=False))
+@click.option("--keep-data", is_flag=True, help="Keep the data directories.")
+def ensemble_down(base, keep_data) -> None:
+    """Stop the servers (by the pids recorded at start) and remove their state."""
+    import shutil
+
+    from harness.ensemble import LocalEnsemble, pid_is_ours, stop_pid
+
+    base_dir = Path(base)
+    if not (base_dir / "ensemble.json").exists():
+        click.echo(f"no ensemble recorded in {base_dir}")
+        return
+    ens, pids = LocalEnsemble.load(base_dir)
+    for s in ens.servers:
+        pid = pids.get(s.server_id)
+        if pid is not None and pid_is_ours(pid, s.workdir):
+            stop_pid(pid)
+            click.echo(f"stopped server {s.server_id} (pid {pid})")
+    if keep_data:
+        (base_dir / "ensemble.json").unlink()
+    else:
+        shutil.rmtree(base_dir)
+
+
 @main.command()
 def demo() -> None:
     """Start a local zkserver and drive a short kazoo session against it."""
