@@ -138,12 +138,19 @@ class LocalServer:
                 raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}:\n{self.tail_log()}")
             try:
                 last = four_letter(self.host, self.client_port, "srvr", timeout=1.0)
-                if "Mode:" in last:
+                if "Mode:" in last and self._answered_by_us():
                     return
             except OSError:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"{self.kind} on {self.address} not serving after {timeout}s ({last!r}):\n{self.tail_log()}")
+
+    def _answered_by_us(self) -> bool:
+        """The port could belong to someone else's server: ours names our dataDir in `conf`."""
+        try:
+            return str(self.data_dir) in four_letter(self.host, self.client_port, "conf", timeout=1.0)
+        except OSError:
+            return False
 
     def mode(self) -> str | None:
         try:

@@ -37,7 +37,6 @@ _IGNORED = {
     "metricsProvider.exportJvmInfo",
     "reconfigEnabled",
     "standaloneEnabled",
-    "dynamicConfigFile",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "quorumListenOnAllIPs",
@@ -232,6 +231,18 @@ def from_mapping(raw: dict[str, str], source: str = "zoo.cfg", base_dir: Path | 
         elif key.startswith("server."):
             peer = parse_peer(key, value)
             peers[peer.id] = peer
+        elif key == "dynamicConfigFile":
+            # ZooKeeper 3.5+ may keep the membership in a separate file of server.N lines.
+            dyn = base / value
+            try:
+                lines = dyn.read_text().splitlines()
+            except OSError as e:
+                raise ConfigError(f"dynamicConfigFile={value}: cannot read ({e.strerror})") from None
+            for line in lines:
+                k, sep, v = line.strip().partition("=")
+                if sep and k.startswith("server."):
+                    peer = parse_peer(k, v)
+                    peers[peer.id] = peer
         elif key.startswith("group.") or key.startswith("weight."):
             log.warning("%s: %s is not supported (hierarchical quorums); ignored", source, key)
         elif key in _IGNORED or key.startswith(_IGNORED_PREFIXES):

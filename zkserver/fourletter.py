@@ -99,7 +99,20 @@ class FourLetterWords:
             f"tickTime={c.tick_time}\nmaxClientCnxns={c.max_client_cnxns}\n"
             f"minSessionTimeout={c.min_session_timeout}\nmaxSessionTimeout={c.max_session_timeout}\n"
             f"clientPortListenBacklog=-1\nserverId={c.server_id}\n"
-        )
+        ) + self._quorum_conf()
+
+    def _quorum_conf(self) -> str:
+        c = self.core.config
+        if not c.peers:
+            return ""
+        lines = [f"initLimit={c.init_limit}", f"syncLimit={c.sync_limit}", "electionAlg=3"]
+        me = c.peers[c.server_id]
+        lines += [f"electionPort={me.election_port}", f"quorumPort={me.quorum_port}", f"peerType={0 if not me.observer else 1}"]
+        for p in sorted(c.peers.values(), key=lambda p: p.id):
+            role = "observer" if p.observer else "participant"
+            client = f";{p.client_host or c.client_port_address}:{p.client_port or c.client_port}"
+            lines.append(f"server.{p.id}={p.host}:{p.quorum_port}:{p.election_port}:{role}{client}")
+        return "".join(line + "\n" for line in lines)
 
     def _envi(self) -> str:
         rows = [
