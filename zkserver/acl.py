@@ -9,7 +9,7 @@ import ipaddress
 from typing import Iterable, NamedTuple, Sequence
 
 from .protocol.constants import Err, ZkError
-from .protocol.records import ACL
+from .protocol.records import ACL, OPEN_ACL_UNSAFE
 
 
 class Id(NamedTuple):
@@ -68,7 +68,7 @@ def _matches(scheme: str, auth_id: str, acl_id: str) -> bool:
 
 def check(acl: Sequence[ACL], perm: int, ids: Sequence[Id]) -> None:
     """Raise NOAUTH unless one of `ids` is granted `perm` by `acl`."""
-    if not acl:
+    if acl is OPEN_ACL_UNSAFE or not acl:
         return
     for ident in ids:
         if ident.scheme == "super":
@@ -84,6 +84,8 @@ def check(acl: Sequence[ACL], perm: int, ids: Sequence[Id]) -> None:
 
 
 def allows(acl: Sequence[ACL], perm: int, ids: Sequence[Id]) -> bool:
+    if acl is OPEN_ACL_UNSAFE:
+        return True
     try:
         check(acl, perm, ids)
         return True
@@ -94,6 +96,8 @@ def allows(acl: Sequence[ACL], perm: int, ids: Sequence[Id]) -> bool:
 def fixup(acls: Iterable[ACL] | None, ids: Sequence[Id]) -> tuple[ACL, ...]:
     """Validate a requested ACL list: drop duplicates, expand `auth` to the caller's
     authenticated ids; INVALIDACL for an empty list or an id no scheme accepts."""
+    if acls is OPEN_ACL_UNSAFE:
+        return acls
     unique: list[ACL] = []
     for a in acls or ():
         if a not in unique:

@@ -20,7 +20,9 @@ from .connection import Conn
 from .prep import Preparer, Request, close_session_request, create_session_request, delete_container_request
 from .protocol import replies
 from .protocol.constants import AUTH_XID, PING_XID, Err, OpCode, Perm, WRITE_OPS, ZkError
-from .protocol.jute import INT_INT, JuteError
+from .protocol.jute import INT, INT_INT, JuteError
+from .protocol.records import OPEN_ACL_UNSAFE
+from .protocol.replies import FRAME_HEADER, HEADER_SIZE
 from .protocol.records import decode_connect, decode_request
 from .reads import READS, ReadContext, serve_read
 from .sessions import SessionTracker, session_password
@@ -180,6 +182,8 @@ class ServerCore:
         elif opcode == OpCode.SYNC and self.forward_sync is not None:
             self._enqueue(sid, Entry(SYNC, conn, xid, opcode, payload, now_ms))
             self.forward_sync(sid, xid)
+        elif opcode == OpCode.GET_DATA and sid not in self.queues and self._fast_get_data(conn, xid, payload):
+            return
         elif opcode in READS:
             self._enqueue(sid, Entry(READ, conn, xid, opcode, payload, now_ms))
         else:
@@ -268,6 +272,26 @@ class ServerCore:
                 self._send(entry.conn, entry.payload)
         if not q:
             del self.queues[sid]
+
+    def _fast_get_data(self, conn: Conn, xid: int, payload: bytes) -> bool:
+        """The hottest request, answered without the general decode and dispatch: a readable
+        existing node. Anything else (bad bytes, no node, an ACL) takes the general path."""
+        try:
+            (n,) = INT.unpack_from(payload, 8)
+            if n < 0 or len(payload) < 13 + n:
+                return False
+            path = payload[12 : 12 + n].decode()
+            watch = payload[12 + n]
+        except UnicodeDecodeError:
+            return False
+        node = self.tree.nodes.get(path)
+        if node is None or (node.acl is not OPEN_ACL_UNSAFE and not aclmod.allows(node.acl, Perm.READ, conn.ids)):
+            return False
+        if watch:
+            self.watches.data.add(path, conn)
+        body = node.encoded()
+        self._send(conn, FRAME_HEADER.pack(HEADER_SIZE + len(body), xid, self.tree.last_zxid, 0) + body)
+        return True
 
     def _serve(self, entry: Entry) -> None:
         conn = entry.conn

@@ -218,7 +218,8 @@ class Preparer:
         self.pending.add(ChangeRecord(zxid, path, False))
 
     def _set_data(self, r: SetDataRequest, ids: Sequence[Id], zxid: int) -> SetDataTxn:
-        validate_path(r.path)
+        if r.path not in self.tree.nodes:
+            validate_path(r.path)  # an existing node's path was validated when it was created
         node = self.pending.record(r.path)
         aclmod.check(node.acl, Perm.WRITE, ids)
         version = _next_version(node.version, r.version)

@@ -53,7 +53,8 @@ def get_data(ctx: ReadContext, xid: int, zxid: int, r: PathWatchRequest) -> byte
     node = _readable(ctx, r.path)
     if r.watch:
         ctx.watches.data.add(r.path, ctx.conn)
-    return replies.data_and_stat(xid, zxid, node.data, node.stat())
+    body = node.encoded()
+    return replies.FRAME_HEADER.pack(replies.HEADER_SIZE + len(body), xid, zxid, 0) + body
 
 
 def exists(ctx: ReadContext, xid: int, zxid: int, r: PathWatchRequest) -> bytes:

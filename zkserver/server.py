@@ -75,16 +75,20 @@ class ClientProtocol(asyncio.Protocol):
         if conn is None or conn.closed:
             return
         buf = self.buf
-        buf += data
-        if conn.session_id is None and conn.received == 0 and len(buf) >= 4 and bytes(buf[:4]) in WORDS:
-            self._four_letter(bytes(buf[:4]).decode())
+        if buf:
+            buf += data
+            data = bytes(buf)  # one copy; frames are then sliced straight out of it
+            buf.clear()
+        if conn.session_id is None and conn.received == 0 and len(data) >= 4 and data[:4] in WORDS:
+            self._four_letter(data[:4].decode())
             return
         limit = self.core.config.max_buffer
         now, wall = monotonic_ms(), wall_ms()
-        pos, end = 0, len(buf)
+        pos, end = 0, len(data)
         core = self.core
+        unpack = INT.unpack_from
         while end - pos >= 4:
-            (n,) = INT.unpack_from(buf, pos)
+            (n,) = unpack(data, pos)
             if n < 0 or n > limit:
                 log.info("%s sent a frame of %d bytes (limit %d); closing it", conn, n, limit)
                 core.connection_lost(conn)
@@ -93,10 +97,10 @@ class ClientProtocol(asyncio.Protocol):
                 return
             if end - pos - 4 < n:
                 break
-            core.receive(conn, bytes(buf[pos + 4 : pos + 4 + n]), now, wall)
+            core.receive(conn, data[pos + 4 : pos + 4 + n], now, wall)
             pos += 4 + n
-        if pos:
-            del buf[:pos]
+        if pos < end:
+            buf += data[pos:]
         core.flush()
 
     def _four_letter(self, word: str) -> None:

@@ -92,7 +92,7 @@ def test_connect_old_client_without_read_only_flag():
 def test_create_family(op):
     body = s("/a") + buf(b"data") + acls([(31, "world", "anyone"), (1, "digest", "u:h")]) + i32(4)
     assert decode_request(op, body) == CreateRequest(
-        "/a", b"data", [ACL(31, "world", "anyone"), ACL(1, "digest", "u:h")], 4, -1
+        "/a", b"data", (ACL(31, "world", "anyone"), ACL(1, "digest", "u:h")), 4, -1
     )
 
 
@@ -109,12 +109,12 @@ def test_create_empty_data_stays_empty():
 def test_create_acl_with_null_id_as_kazoo_sends_it():
     # kazoo writes -1 for an empty string: Id("auth", "") arrives with a null id.
     req = decode_request(OpCode.CREATE, s("/a") + buf(b"") + i32(1) + i32(31) + s("auth") + s(None) + i32(0))
-    assert req.acl == [ACL(31, "auth", "")]
+    assert req.acl == (ACL(31, "auth", ""),)
 
 
 def test_create_ttl():
     body = s("/t") + buf(b"x") + acls(OPEN) + i32(5) + i64(60000)
-    assert decode_request(OpCode.CREATE_TTL, body) == CreateRequest("/t", b"x", [ACL(31, "world", "anyone")], 5, 60000)
+    assert decode_request(OpCode.CREATE_TTL, body) == CreateRequest("/t", b"x", (ACL(31, "world", "anyone"),), 5, 60000)
 
 
 def test_delete():
@@ -138,7 +138,7 @@ def test_path_only(op):
 
 def test_set_acl():
     body = s("/a") + acls([(1, "ip", "10.0.0.0/8")]) + i32(7)
-    assert decode_request(OpCode.SET_ACL, body) == SetACLRequest("/a", [ACL(1, "ip", "10.0.0.0/8")], 7)
+    assert decode_request(OpCode.SET_ACL, body) == SetACLRequest("/a", (ACL(1, "ip", "10.0.0.0/8"),), 7)
 
 
 @pytest.mark.parametrize("op", [OpCode.PING, OpCode.CLOSE_SESSION, OpCode.WHO_AM_I])
@@ -197,7 +197,7 @@ def test_multi_write_ops():
     req = decode_request(OpCode.MULTI, body)
     assert isinstance(req, MultiRequest)
     assert [op for op, _ in req.ops] == [1, 15, 19, 21, 5, 13, 2]
-    assert req.ops[0][1] == CreateRequest("/m", b"d", [ACL(31, "world", "anyone")], 0)
+    assert req.ops[0][1] == CreateRequest("/m", b"d", (ACL(31, "world", "anyone"),), 0)
     assert req.ops[1][1].data is None and req.ops[1][1].flags == 2
     assert req.ops[3][1].ttl == 1000
     assert req.ops[4][1] == SetDataRequest("/m", b"e", 0)

@@ -33,11 +33,23 @@ def read_acl(r: Reader) -> ACL:
     return ACL(perms, r.ustring() or "", r.ustring() or "")
 
 
-def read_acls(r: Reader) -> list[ACL] | None:
-    return r.vector(read_acl)
+# Nearly every client sends world:anyone with all permissions: recognise its exact bytes and
+# hand back the shared constant, which the ACL checks and the txn encoder short-circuit on.
+OPEN_ACL_BYTES = b"\x00\x00\x00\x01\x00\x00\x00\x1f\x00\x00\x00\x05world\x00\x00\x00\x06anyone"
+
+
+def read_acls(r: Reader) -> tuple[ACL, ...] | None:
+    pos = r.pos
+    if r.buf[pos : pos + len(OPEN_ACL_BYTES)] == OPEN_ACL_BYTES:
+        r.pos = pos + len(OPEN_ACL_BYTES)
+        return OPEN_ACL_UNSAFE
+    acls = r.vector(read_acl)
+    return None if acls is None else tuple(acls)
 
 
 def write_acls(w: Writer, acls: tuple[ACL, ...] | list[ACL]) -> Writer:
+    if acls is OPEN_ACL_UNSAFE:
+        return w.raw(OPEN_ACL_BYTES)
     w.int(len(acls))
     for a in acls:
         w.int(a.perms).ustring(a.scheme).ustring(a.id)
@@ -64,7 +76,7 @@ def decode_connect(body: bytes) -> ConnectRequest:
 class CreateRequest(NamedTuple):
     path: str
     data: bytes | None
-    acl: list[ACL] | None
+    acl: tuple[ACL, ...] | None
     flags: int
     ttl: int = -1
 
@@ -95,7 +107,7 @@ class PathRequest(NamedTuple):
 
 class SetACLRequest(NamedTuple):
     path: str
-    acl: list[ACL] | None
+    acl: tuple[ACL, ...] | None
     version: int
 
 

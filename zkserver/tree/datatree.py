@@ -108,7 +108,7 @@ class DataTree:
                 node = self.nodes.get(path)
                 if node is None:
                     return Result(Err.NONODE)
-                node.acl, node.aversion = acl, version
+                node.acl, node.aversion, node.enc = acl, version, None
                 return Result(Err.OK, stat=node.stat())
             case CheckTxn():
                 return Result(Err.OK)
@@ -131,6 +131,7 @@ class DataTree:
             return Result(Err.NONODE)
         zxid = hdr.zxid
         parent.cversion = txn.parent_cversion
+        parent.enc = None
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         if txn.path in self.nodes:  # a replay over a fuzzy snapshot
@@ -143,7 +144,9 @@ class DataTree:
 
     def _attach(self, path: str, node: Node) -> None:
         parent_path, name = split_path(path)
-        self.nodes[parent_path].children.add(name)
+        parent = self.nodes[parent_path]
+        parent.children.add(name)
+        parent.enc = None
         self.nodes[path] = node
         owner = node.owner
         if owner == 0:
@@ -163,6 +166,7 @@ class DataTree:
             parent = self.nodes.get(split_path(path)[0])
             if parent is not None:
                 parent.children.discard(split_path(path)[1])
+                parent.enc = None
                 if zxid > parent.pzxid:
                     parent.pzxid = zxid
             return False
@@ -174,6 +178,7 @@ class DataTree:
         parent = self.nodes.get(parent_path)
         if parent is not None:
             parent.children.discard(name)
+            parent.enc = None
             if zxid > parent.pzxid:
                 parent.pzxid = zxid
         owner = node.owner
@@ -197,6 +202,7 @@ class DataTree:
         if node is None:
             return Result(Err.NONODE)
         node.data = txn.data
+        node.enc = None
         node.version = txn.version
         node.mzxid = hdr.zxid
         node.mtime = hdr.time_ms

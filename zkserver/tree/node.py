@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ..protocol.records import ACL
+import struct
+
+from ..protocol.records import ACL, STAT
+
+_LEN = struct.Struct(">i")
+_NULL = _LEN.pack(-1)
 
 CONTAINER_OWNER = -(1 << 63)  # Long.MIN_VALUE
 TTL_MASK = -(1 << 56)  # 0xff00000000000000 as a signed long
@@ -44,6 +49,7 @@ class Node:
         "aversion",
         "owner",
         "pzxid",
+        "enc",
     )
 
     def __init__(
@@ -56,6 +62,16 @@ class Node:
         self.ctime = self.mtime = time_ms
         self.version = self.cversion = self.aversion = 0
         self.owner = owner
+        self.enc: bytes | None = None  # cached `buffer(data) + Stat`; None after any change
+
+    def encoded(self) -> bytes:
+        """getData's reply body, kept until the node changes (the tree clears it)."""
+        enc = self.enc
+        if enc is None:
+            d = self.data
+            head = _NULL if d is None else _LEN.pack(len(d)) + d
+            enc = self.enc = head + STAT.pack(*self.stat())
+        return enc
 
     def stat(self) -> tuple:
         """The Stat record's fields, in wire order."""
