@@ -12,6 +12,7 @@ from collections import deque
 from .protocol.constants import Err, ZkError
 from .protocol.records import ACL
 from .tree.datatree import DataTree
+from .tree.javaset import JavaHashSet
 from .tree.node import Node
 
 
@@ -110,14 +111,17 @@ class PendingChanges:
             else:
                 self.by_path[path] = old
 
-    def ephemerals_of(self, session_id: int) -> set[str]:
-        paths = set(self.tree.ephemerals.get(session_id, ()))
+    def ephemerals_of(self, session_id: int) -> list[str]:
+        """The session's ephemerals including pending creates and deletes, in the order
+        ZooKeeper's prep lists them (a clone of its HashSet, adjusted change by change)."""
+        current = self.tree.ephemerals.get(session_id)
+        paths = current.clone() if current is not None else JavaHashSet()
         for rec in self.in_order:
             if not rec.exists:
                 paths.discard(rec.path)
             elif rec.owner == session_id:
                 paths.add(rec.path)
-        return paths
+        return list(paths)
 
     def applied(self, zxid: int) -> None:
         """The tree has applied every txn up to `zxid`: forget their records."""

@@ -261,11 +261,11 @@ class Preparer:
 
     def _close_session(self, session_id: int, zxid: int) -> CloseSessionTxn:
         paths = self.pending.ephemerals_of(session_id)
-        for path in sorted(paths, key=lambda p: -p.count("/")):
+        for path in paths:
             parent_path = _parent_of(path)
             if self.pending.exists(parent_path):
                 self._record_delete(self.pending.record(parent_path), path, zxid)
             else:
                 self.pending.add(ChangeRecord(zxid, path, False))
         self.tracker.set_closing(session_id)
-        return CloseSessionTxn(tuple(sorted(paths)))
+        return CloseSessionTxn(tuple(paths))

@@ -61,8 +61,7 @@ def exists(ctx: ReadContext, xid: int, zxid: int, r: PathWatchRequest) -> bytes:
     if "\0" in r.path:
         raise ZkError(Err.BADARGUMENTS, r.path)
     node = ctx.tree.nodes.get(r.path)
-    if node is not None:
-        aclmod.check(node.acl, Perm.READ, ctx.ids)
+    # No READ check: ZooKeeper has none on exists (the event a watch later fires does need READ).
     if r.watch:  # registered even when the node is missing: it waits for a create
         ctx.watches.data.add(r.path, ctx.conn)
     if node is None:
@@ -92,13 +91,15 @@ def get_acl(ctx: ReadContext, xid: int, zxid: int, r: PathRequest) -> bytes:
 
 
 def sync(ctx: ReadContext, xid: int, zxid: int, r: PathRequest) -> bytes:
+    if r.path is None:
+        return replies.frame(xid, zxid, b"\xff\xff\xff\xff")  # a null path is echoed as null
     return replies.frame(xid, zxid, replies.path_body(r.path))
 
 
 def get_ephemerals(ctx: ReadContext, xid: int, zxid: int, r: PathRequest) -> bytes:
     prefix = "" if r.path == "/" else r.path
     mine = ctx.tree.ephemerals.get(ctx.conn.session_id, ())
-    return replies.frame(xid, zxid, replies.strings_body(sorted(p for p in mine if p.startswith(prefix))))
+    return replies.frame(xid, zxid, replies.strings_body([p for p in mine if p.startswith(prefix)]))
 
 
 def get_all_children_number(ctx: ReadContext, xid: int, zxid: int, r: PathRequest) -> bytes:
@@ -115,9 +116,9 @@ def _has_watch(ctx: ReadContext, path: str, kind: int) -> bool:
     if kind == WatcherType.ANY:
         return data.has(path, conn) or child.has(path, conn)
     if kind == WatcherType.PERSISTENT:
-        return data.mode(path, conn) == Mode.PERSISTENT
+        return Mode.PERSISTENT in (data.mode(path, conn), child.mode(path, conn))
     if kind == WatcherType.PERSISTENT_RECURSIVE:
-        return data.mode(path, conn) == Mode.PERSISTENT_RECURSIVE
+        return Mode.PERSISTENT_RECURSIVE in (data.mode(path, conn), child.mode(path, conn))
     raise ZkError(Err.MARSHALLINGERROR, f"unknown watcher type {kind}")
 
 
@@ -136,9 +137,10 @@ def remove_watches(ctx: ReadContext, xid: int, zxid: int, r: WatchTypeRequest) -
     if r.type in (WatcherType.DATA, WatcherType.ANY):
         data.remove(r.path, conn)
     if r.type in (WatcherType.PERSISTENT, WatcherType.PERSISTENT_RECURSIVE):
-        data.remove(r.path, conn)
-        if child.mode(r.path, conn) == Mode.PERSISTENT:
-            child.remove(r.path, conn)
+        wanted = Mode.PERSISTENT if r.type == WatcherType.PERSISTENT else Mode.PERSISTENT_RECURSIVE
+        for table in (data, child):
+            if table.mode(r.path, conn) == wanted:
+                table.remove(r.path, conn)
     return replies.header_only(xid, zxid)
 
 

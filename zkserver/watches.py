@@ -1,9 +1,10 @@
 """Watch tables: which watcher (a connection) waits on which path, and in which mode.
 
-Two tables as in ZooKeeper: data watches (exists/getData, fired by create, setData, delete) and
-child watches (getChildren, fired by child changes and by delete). Persistent watches sit in both
-tables and survive firing; persistent-recursive ones sit in the data table, also match every
-descendant, and never fire NodeChildrenChanged.
+Two tables as in ZooKeeper 3.8: data watches (exists/getData, fired by create, setData, delete)
+and child watches (getChildren, fired by child changes and by delete). Persistent and
+persistent-recursive watches (addWatch) sit in both tables and survive firing; recursive ones
+also match every descendant and never fire NodeChildrenChanged. A table holds one mode per
+(path, watcher): a later watch replaces the mode of an earlier one, as it does in 3.8.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ class WatchTable:
     def add(self, path: str, watcher: Hashable, mode: Mode = Mode.STANDARD) -> None:
         watchers = self.by_path.setdefault(path, {})
         old = watchers.get(watcher)
-        if old is not None and old != Mode.STANDARD and mode == Mode.STANDARD:
-            return  # a standard watch never downgrades a persistent one
         if old == Mode.PERSISTENT_RECURSIVE:
             self.recursive_count -= 1
         if mode == Mode.PERSISTENT_RECURSIVE:
@@ -117,11 +116,9 @@ class WatchManager:
         return fired
 
     def add_persistent(self, path: str, watcher: Hashable, recursive: bool) -> None:
-        if recursive:
-            self.data.add(path, watcher, Mode.PERSISTENT_RECURSIVE)
-        else:
-            self.data.add(path, watcher, Mode.PERSISTENT)
-            self.child.add(path, watcher, Mode.PERSISTENT)
+        mode = Mode.PERSISTENT_RECURSIVE if recursive else Mode.PERSISTENT
+        self.data.add(path, watcher, mode)
+        self.child.add(path, watcher, mode)
 
     def remove_watcher(self, watcher: Hashable) -> None:
         self.data.remove_watcher(watcher)

@@ -112,6 +112,9 @@ class PathOnlyRequest(namedtuple("PathOnlyRequest", "opcode path")):
 class WhoAmI(namedtuple("WhoAmI", "")):
     type = 107
 
+    def __bool__(self) -> bool:
+        return True  # kazoo only completes requests that are truthy; an empty tuple is not
+
     def serialize(self) -> bytes:
         return b""
 
@@ -220,6 +223,7 @@ class Runner:
         self.events: dict[str, list[Event]] = {}
         self.labels: dict[int, str] = {}  # session id -> "s2#1", so ephemeralOwner compares across servers
         self.generation: dict[str, int] = {}
+        self.seen: dict[str, int] = {}  # per session: events already attributed to an op
         self.start_wall_ms = int(time.time() * 1000)
         for s in sessions:
             self.open_session(s)
@@ -248,11 +252,13 @@ class Runner:
         self.labels[client.client_id[0]] = label
         self.clients[name] = client
         self.events[name] = sink
+        self.seen[name] = 0
         return label
 
     def close_session(self, name: str) -> None:
         client = self.clients.pop(name)
         self.events.pop(name, None)
+        self.seen.pop(name, None)
         client.stop()
         client.close()
 
@@ -273,11 +279,12 @@ class Runner:
     def stat(self, st: ZnodeStat, problems: list[str]) -> dict[str, Any]:
         now = int(time.time() * 1000) + 2000
         lo = self.start_wall_ms - 2000
-        for name in ("ctime", "mtime"):
+        # The initial nodes (zxid 0) carry time 0 until a write gives them a real one.
+        for name, zxid in (("ctime", st.czxid), ("mtime", st.mzxid)):
             t = getattr(st, name)
-            if st.czxid == 0 and t != 0:
-                problems.append(f"{self.name}: {name}={t} on a node with czxid 0 (system nodes have 0)")
-            elif st.czxid != 0 and not lo <= t <= now:
+            if zxid == 0 and t != 0:
+                problems.append(f"{self.name}: {name}={t} on a node whose zxid is 0 (expected 0)")
+            elif zxid != 0 and not lo <= t <= now:
                 problems.append(f"{self.name}: {name}={t} outside [{lo}, {now}]")
         if st.mtime < st.ctime:
             problems.append(f"{self.name}: mtime {st.mtime} < ctime {st.ctime}")
@@ -310,7 +317,6 @@ class Runner:
     # --- execution -----------------------------------------------------------------------
 
     def run(self, o: Op) -> Outcome:
-        marks = {s: len(ev) for s, ev in self.events.items()}
         client = self.clients.get(o.session)
         try:
             raw = self._execute(o, client)
@@ -324,8 +330,14 @@ class Runner:
         self.barrier()
         problems: list[str] = []
         result = self.normalize(raw, problems, sort_strings=o.kind in ("children", "ephemerals"))
-        events = {s: list(ev[marks.get(s, 0):]) for s, ev in sorted(self.events.items())}
-        events = {s: ev for s, ev in events.items() if ev}
+        # Everything since the previous op: an event the server sent on its own between two ops
+        # (container reaping) counts for the next op rather than getting lost.
+        events: dict[str, list[Event]] = {}
+        for s, ev in sorted(self.events.items()):
+            new = list(ev[self.seen.get(s, 0):])
+            self.seen[s] = self.seen.get(s, 0) + len(new)
+            if new:
+                events[s] = new
         return Outcome(result, zxid, events, problems, raw)
 
     def barrier(self) -> None:
@@ -397,17 +409,23 @@ class Runner:
             return self._call(client, PathOnlyRequest(103, p))
         if o.kind == "all_children_number":
             return self._call(client, PathOnlyRequest(104, p))
+        if o.kind == "add_auth":
+            return client.add_auth_async(a["scheme"], a["credential"]).get(timeout=T)
         if o.kind == "whoami":
             return self._call(client, WhoAmI())
         if o.kind == "wait_gone":
-            # Poll until a container/TTL node is reaped; the result is the final exists().
+            # Optionally delete a node, then poll until the server has reaped every path given
+            # (containers, TTL nodes): one op, so its events and zxid do not depend on timing.
+            first = a.get("delete_first")
+            if first is not None:
+                client.delete_async(first).get(timeout=T)
+            paths = [p, *a.get("also", ())]
             deadline = time.monotonic() + a.get("timeout", 8.0)
             while time.monotonic() < deadline:
-                st = client.exists_async(p).get(timeout=T)
-                if st is None:
-                    return None
+                if all(client.exists_async(q).get(timeout=T) is None for q in paths):
+                    break
                 time.sleep(0.05)
-            return client.exists_async(p).get(timeout=T)
+            return tuple(client.exists_async(q).get(timeout=T) for q in paths)
         raise ValueError(f"unknown op kind {o.kind}")
 
     @staticmethod
@@ -477,6 +495,8 @@ def compare(index: int, o: Op, ref: Outcome, got: Outcome) -> Mismatch | None:
     if ref.problems:
         # The reference is right by definition; an implausible time there is a bug in this test.
         raise AssertionError(f"op #{index} {o}: reference outcome fails plausibility: {ref.problems}")
+    if ref.result == ("timeout",):
+        raise AssertionError(f"op #{index} {o}: the reference never answered (a bug in this test?)")
     whys = []
     if ref.result != got.result:
         whys.append("result differs")
@@ -562,6 +582,7 @@ INVALID_PATHS = [
     "//",
     "/.",
     "/d/\u00e9t\u00e9",  # valid: non-ASCII is fine outside the forbidden ranges
+    "/d/\U0001f600",  # UTF-16 surrogates to Java: forbidden
 ]
 CREATE_ACL_WEIGHTS = {
     "open": 60,
@@ -588,58 +609,88 @@ VALUES: list[bytes | None] = [b"", b"x", b"hello", b"\x00\xff", None, b"01234567
 
 
 class ScriptGen:
-    """A seeded stream of ops. It learns created paths and current versions from the
-    reference server's answers, so versioned ops hit right and wrong versions alike."""
+    """A seeded stream of ops. It follows the reference server's answers (which paths exist,
+    their current versions) only to aim ops: at live nodes, at right and wrong versions alike."""
 
     def __init__(self, rng: random.Random, sessions: Sequence[str] = ("s0", "s1", "s2")) -> None:
         self.rng = rng
         self.sessions = list(sessions)
-        self.dynamic: list[str] = []  # sequential / container / TTL paths the reference created
+        self.live: set[str] = set()  # paths the reference last showed as existing
         self.stats: dict[str, ZnodeStat] = {}
 
     # --- learning from the reference ------------------------------------------------------
 
     def observe(self, o: Op, out: Outcome) -> None:
         raw = out.raw
-        if o.kind == "txn" and isinstance(raw, list):
-            for (kind, path, _), res in zip(o.args["ops"], raw):
-                self._learn(path, res)
+        if o.kind == "txn":
+            if isinstance(raw, list) and not any(isinstance(r, BaseException) for r in raw):
+                for (kind, path, _), res in zip(o.args["ops"], raw):
+                    if kind == "delete":
+                        self._mark_gone(path)
+                    else:
+                        self._learn(path, res)
             return
-        self._learn(o.path, raw)
+        if type(raw).__name__ == "NoNodeError" and o.kind in ("exists", "get", "children", "set", "delete"):
+            self._mark_gone(o.path)
+        elif o.kind == "delete" and raw is True:
+            self._mark_gone(o.path)
+        elif o.kind == "children" and isinstance(raw, (list, tuple)):
+            names = raw[0] if raw and isinstance(raw[-1], ZnodeStat) else raw
+            self._mark_live(o.path)
+            for name in names:
+                self._mark_live(o.path.rstrip("/") + "/" + name)
+            if raw and isinstance(raw[-1], ZnodeStat):
+                self.stats[o.path] = raw[-1]
+        elif o.kind == "exists" and raw is None:
+            self._mark_gone(o.path)
+        else:
+            self._learn(o.path, raw)
 
     def _learn(self, path: str, raw: Any) -> None:
         if isinstance(raw, ZnodeStat):
             self.stats[path] = raw
-        elif isinstance(raw, str) and raw.startswith(BASE + "/"):
-            self._remember(raw)
-        elif isinstance(raw, tuple) and len(raw) == 2:
-            first, second = raw
-            if isinstance(second, ZnodeStat):
-                if isinstance(first, str) and first.startswith(BASE + "/"):
-                    self._remember(first)  # create2 / container / TTL
-                    self.stats[first] = second
-                else:
-                    self.stats[path] = second
+            self._mark_live(path)
+        elif isinstance(raw, str) and raw.startswith("/"):
+            self._mark_live(raw)
+        elif isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], ZnodeStat):
+            first, st = raw
+            created = first if isinstance(first, str) else path  # create2 -> (path, stat)
+            self.stats[created] = st
+            self._mark_live(created)
 
-    def _remember(self, path: str) -> None:
-        if path not in FIXED_PATHS and path not in self.dynamic:
-            self.dynamic.append(path)
-            del self.dynamic[:-24]  # keep the pool small so ops keep hitting the same nodes
+    def _mark_live(self, path: str) -> None:
+        if path.startswith(BASE + "/") or path == BASE:
+            p = path
+            while p.startswith(BASE):  # its ancestors exist too
+                self.live.add(p)
+                p = p.rsplit("/", 1)[0]
+
+    def _mark_gone(self, path: str) -> None:
+        self.live = {p for p in self.live if p != path and not p.startswith(path.rstrip("/") + "/")}
 
     # --- choices -------------------------------------------------------------------------
 
     def path(self) -> str:
         r = self.rng.random()
-        if r < 0.62:
+        if r < 0.5 and self.live:
+            return self.rng.choice(sorted(self.live))
+        if r < 0.9:
             return self.rng.choice(FIXED_PATHS)
-        if r < 0.85 and self.dynamic:
-            return self.rng.choice(self.dynamic)
-        if r < 0.93:
-            return self.rng.choice(SPECIAL_PATHS)
-        return self.rng.choice(FIXED_PATHS)
+        return self.rng.choice(SPECIAL_PATHS)
 
     def parent(self) -> str:
-        return self.rng.choice(FIXED_PATHS[:8] + self.dynamic[-4:])
+        if self.live and self.rng.random() < 0.7:
+            return self.rng.choice(sorted(self.live))
+        return self.rng.choice(FIXED_PATHS[:8])
+
+    def delete_target(self) -> str:
+        """Mostly leaves: emptying the tree early would leave little to test."""
+        live = sorted(self.live)
+        leaves = [p for p in live if not any(q.startswith(p + "/") for q in live)]
+        if leaves and self.rng.random() < 0.6:
+            return self.rng.choice(leaves)
+        p = self.path()
+        return p if p != BASE or self.rng.random() < 0.2 else self.rng.choice(FIXED_PATHS)
 
     def version(self, path: str, field_name: str = "version") -> int:
         st = self.stats.get(path)
@@ -688,16 +739,15 @@ class ScriptGen:
         rng = self.rng
         sequence = rng.random() < 0.3
         if sequence:
-            parent = self.parent()
-            path = parent + rng.choice(["/s-", "/", "/q"])
+            path = self.parent() + rng.choice(["/s-", "/", "/q"])
         else:
-            path = self.path() if rng.random() < 0.8 else self.parent() + "/" + rng.choice("abcxyz")
+            path = rng.choice(FIXED_PATHS) if rng.random() < 0.5 else self.parent() + "/" + rng.choice("abcxyz")
         args: dict[str, Any] = {"value": self.value()}
         if rng.random() < 0.25:
             args["ephemeral"] = True
         if sequence:
             args["sequence"] = True
-        if rng.random() < 0.15:
+        if rng.random() < 0.25:
             args["makepath"] = True
         if rng.random() < 0.3:
             args["include_data"] = True
@@ -727,7 +777,7 @@ class ScriptGen:
         return op("set", p, self.session(), value=self.value(), version=self.version(p))
 
     def _delete(self) -> Op:
-        p = self.path()
+        p = self.delete_target()
         return op("delete", p, self.session(), version=self.version(p))
 
     def _exists(self) -> Op:
@@ -759,7 +809,7 @@ class ScriptGen:
                     kw["sequence"] = True
                     path = self.parent() + "/m-"
                 else:
-                    path = self.path() if rng.random() < 0.6 else self.parent() + "/" + rng.choice("mnx")
+                    path = self.parent() + "/" + rng.choice("mnx")
                 if rng.random() < 0.2:
                     kw["ephemeral"] = True
                 if rng.random() < 0.1:
@@ -795,19 +845,19 @@ class ScriptGen:
         return op("restart", "", self.rng.choice(["s1", "s2", "s2"]))
 
 
-def final_state_ops(ref: Runner, root: str = "/") -> list[Op]:
-    """Reads of every node the reference holds (as s1, which may read alice's nodes), to catch
-    state differences no earlier op happened to look at."""
+def final_state_ops(ref: Runner, roots: Sequence[str] = ("/",)) -> list[Op]:
+    """Reads of every node the reference holds under `roots` (as s1, which may read alice's
+    nodes), to catch state differences no earlier op happened to look at."""
     client = ref.clients["s1"]
     out: list[Op] = []
-    todo = [root]
+    todo = list(reversed(roots))
     while todo:
         path = todo.pop()
         out += [op("get", path, "s1"), op("children", path, "s1", include_data=True), op("get_acls", path, "s1")]
         try:
             children = client.get_children_async(path).get(timeout=CALL_TIMEOUT)
-        except Exception:  # unreadable (no READ for s1): its reads above record the error
+        except Exception:  # missing or unreadable: the reads above record the error
             continue
-        for name in sorted(children):
+        for name in sorted(children, reverse=True):
             todo.append(path.rstrip("/") + "/" + name)
     return out

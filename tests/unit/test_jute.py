@@ -161,6 +161,14 @@ def test_oversize_vector_rejected():
         Reader(struct.pack(">i", 2**31 - 1)).vector(Reader.int)
 
 
-def test_invalid_utf8_string_raises_jute_error():
-    with pytest.raises(JuteError):
-        Reader(b"\x00\x00\x00\x02\xff\xfe").ustring()
+def test_invalid_utf8_is_replaced_as_java_decodes_it():
+    # ZooKeeper decodes with Java's UTF-8 decoder, which substitutes U+FFFD; paths holding it
+    # then fail validation (BADARGUMENTS) instead of the request failing to decode.
+    assert Reader(b"\x00\x00\x00\x02\xff\xfe").ustring() == "\ufffd\ufffd"
+
+
+def test_strings_beyond_the_bmp_are_written_as_surrogates():
+    from zkserver.protocol.jute import java_utf8
+
+    assert java_utf8("/d/\U0001F600") == b"/d/\xed\xa0\xbd\xed\xb8\x80"
+    assert java_utf8("/\u00e9") == "/\u00e9".encode()

@@ -70,10 +70,8 @@ class Reader:
         raw = self.buffer()
         if raw is None:
             return None
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise JuteError(f"string is not UTF-8: {e}") from None
+        # Like Java's decoder: malformed bytes become U+FFFD (which no valid path contains).
+        return raw.decode("utf-8", "replace")
 
     def vector(self, item: Callable[[Reader], T]) -> list[T] | None:
         n = self.int()
@@ -113,7 +111,7 @@ class Writer:
         return self
 
     def ustring(self, v: str | None) -> Writer:
-        return self.buffer(None if v is None else v.encode("utf-8"))
+        return self.buffer(None if v is None else java_utf8(v))
 
     def strings(self, items: list[str] | None) -> Writer:
         if items is None:
@@ -131,8 +129,26 @@ class Writer:
         return bytes(self.out)
 
 
+def java_utf8(s: str) -> bytes:
+    """Strings as jute writes them: UTF-8 per UTF-16 code unit, so a character beyond the BMP
+    becomes two 3-byte surrogates (CESU-8), exactly the bytes ZooKeeper sends."""
+    if s.isascii():
+        return s.encode("ascii")
+    if max(s) <= "\uffff":
+        return s.encode("utf-8", "surrogatepass")
+    units = []
+    for ch in s:
+        cp = ord(ch)
+        if cp > 0xFFFF:
+            cp -= 0x10000
+            units.append(chr(0xD800 + (cp >> 10)) + chr(0xDC00 + (cp & 0x3FF)))
+        else:
+            units.append(ch)
+    return "".join(units).encode("utf-8", "surrogatepass")
+
+
 def encode_ustring(s: str) -> bytes:
-    b = s.encode("utf-8")
+    b = java_utf8(s)
     return INT.pack(len(b)) + b
 
 

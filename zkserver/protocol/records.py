@@ -149,7 +149,14 @@ class EmptyRequest(NamedTuple):
 def _path(r: Reader) -> str:
     s = r.ustring()
     if s is None:
-        raise ZkError(Err.BADARGUMENTS, "null path")
+        raise ZkError(Err.MARSHALLINGERROR, "null path")  # ZooKeeper fails on it while decoding
+    return s
+
+
+def _settable_path(r: Reader) -> str:
+    s = r.ustring()
+    if s is None:
+        raise ZkError(Err.BADARGUMENTS, "null path")  # setData/setACL validate it: BADARGUMENTS
     return s
 
 
@@ -198,7 +205,7 @@ MULTI_WRITE_OPS = {
     OpCode.CREATE_CONTAINER: _create,
     OpCode.CREATE_TTL: _create_ttl,
     OpCode.DELETE: lambda r: DeleteRequest(_path(r), r.int()),
-    OpCode.SET_DATA: lambda r: SetDataRequest(_path(r), r.buffer(), r.int()),
+    OpCode.SET_DATA: lambda r: SetDataRequest(_settable_path(r), r.buffer(), r.int()),
     OpCode.CHECK: lambda r: CheckVersionRequest(_path(r), r.int()),
 }
 MULTI_READ_OPS = {OpCode.GET_CHILDREN: _path_watch, OpCode.GET_DATA: _path_watch}
@@ -231,9 +238,9 @@ DECODERS: dict[int, Callable[[Reader], NamedTuple]] = {
     OpCode.GET_DATA: _path_watch,
     OpCode.SET_DATA: MULTI_WRITE_OPS[OpCode.SET_DATA],
     OpCode.GET_ACL: _path_only,
-    OpCode.SET_ACL: lambda r: SetACLRequest(_path(r), read_acls(r), r.int()),
+    OpCode.SET_ACL: lambda r: SetACLRequest(_settable_path(r), read_acls(r), r.int()),
     OpCode.GET_CHILDREN: _path_watch,
-    OpCode.SYNC: _path_only,
+    OpCode.SYNC: lambda r: PathRequest(r.ustring()),
     OpCode.PING: _empty,
     OpCode.GET_CHILDREN2: _path_watch,
     OpCode.CHECK: MULTI_WRITE_OPS[OpCode.CHECK],

@@ -6,7 +6,7 @@ import struct
 from typing import Iterable
 
 from .constants import KeeperState, NOTIFICATION_XID
-from .jute import INT, Writer
+from .jute import INT, Writer, java_utf8
 from .records import ACL, STAT, write_acls
 
 # length + ReplyHeader{xid, zxid, err}
@@ -40,7 +40,7 @@ def stat_only(xid: int, zxid: int, stat: tuple) -> bytes:
 
 
 def path_body(path: str, stat: tuple | None = None) -> bytes:
-    raw = path.encode("utf-8")
+    raw = java_utf8(path)
     body = INT.pack(len(raw)) + raw
     return body if stat is None else body + STAT.pack(*stat)
 
@@ -58,7 +58,7 @@ def acl_body(acls: tuple[ACL, ...] | list[ACL], stat: tuple) -> bytes:
 
 
 def notification(event_type: int, path: str, zxid: int = -1) -> bytes:
-    raw = path.encode("utf-8")
+    raw = java_utf8(path)
     body = struct.pack(">ii", event_type, KeeperState.SYNC_CONNECTED) + INT.pack(len(raw)) + raw
     return frame(NOTIFICATION_XID, zxid, body)
 

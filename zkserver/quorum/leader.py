@@ -192,8 +192,8 @@ class Leader:
             return  # a request forwarded before we serve is dropped; its client reconnects
         hdr, txn = self.core.preparer.prep(req, now_ms, wall_ms)
         self.outstanding.append((hdr, txn))
-        self.peer.accept([(hdr, txn)])
         packet = m.proposal(hdr, txn)
+        self.peer.accept([(hdr, txn)], [packet.body])  # encoded once, for the log and the wire
         for link in self.links.values():
             if link.synced and not link.observer:
                 self._send(link, packet)

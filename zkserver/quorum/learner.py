@@ -63,12 +63,12 @@ class Learner:
         self.last_heard = now_ms
         kind = p.kind
         if kind == m.Kind.PROPOSAL:
-            self.peer.accept([m.read_proposal(p)])
+            self.peer.accept([m.read_proposal(p)], [p.body])
         elif kind == m.Kind.COMMIT:
             self._commit(p.zxid)
         elif kind == m.Kind.INFORM:
             item = m.read_proposal(p)
-            self.peer.accept([item])
+            self.peer.accept([item], [p.body])
             self._commit(item[0].zxid)
         elif kind == m.Kind.PING:
             touches = self.core.touches or {}

@@ -31,7 +31,7 @@ class PeerIO(Protocol):
     def send_quorum(self, handle: Hashable, p: Packet) -> None: ...
     def connect_leader(self, sid: int, retry: bool = False) -> None: ...
     def close_quorum(self) -> None: ...
-    def append_log(self, batch: list[tuple[TxnHeader, Txn]]) -> None: ...
+    def append_log(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None: ...
     def set_accepted_epoch(self, epoch: int) -> None: ...
     def set_current_epoch(self, epoch: int) -> None: ...
     def truncate(self, zxid: int) -> DataTree: ...
@@ -74,12 +74,14 @@ class QuorumPeer:
             if hdr.zxid > core.tree.last_zxid:
                 core.committed(hdr, txn)
 
-    def accept(self, batch: list[tuple[TxnHeader, Txn]]) -> None:
-        """Txns to log (durability reported by `logged`) and apply once committed."""
+    def accept(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None:
+        """Txns to log (durability reported by `logged`) and apply once committed. `payloads`,
+        when given, are the txns already encoded (as they came off the wire), so the log does
+        not encode them again."""
         for item in batch:
             self.history.append(*item)
             self.unapplied.append(item)
-        self.io.append_log(batch)
+        self.io.append_log(batch, payloads)
 
     def replace_state(self, tree: DataTree, logged_zxid: int) -> None:
         self.core.reset(tree, 0, self.now_ms)

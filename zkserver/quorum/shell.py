@@ -307,8 +307,8 @@ class EnsembleServer:
 
     # --- disk ------------------------------------------------------------------------------------
 
-    def append_log(self, batch: list) -> None:
-        self.log.append(batch)
+    def append_log(self, batch: list, payloads: list[bytes] | None = None) -> None:
+        self.log.append(batch, payloads)
 
     def _durable(self, batch: list) -> None:
         self.peer.logged(batch[-1][0].zxid)

@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..txn import Txn, TxnHeader
 from .store import Storage
-from .txnlog import encode_record
+from .txnlog import encode_record, record_of
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,19 @@ class GroupCommitLog:
         self.on_durable = on_durable
         self.on_failure = on_failure
         self.queued: Batch = []
+        self.queued_payloads: list[bytes | None] = []
         self.in_flight: Future | None = None
         self.in_flight_last = 0
         self.scheduled = False
         self.generation = 0  # bumped by quiesce: completions of older batches are ignored
         self.last_appended = 0
 
-    def append(self, batch: Batch) -> None:
+    def append(self, batch: Batch, payloads: list[bytes] | None = None) -> None:
+        """Queue txns; `payloads` are their encodings when the caller already has them."""
         if not batch:
             return
         self.queued.extend(batch)
+        self.queued_payloads.extend(payloads if payloads is not None else [None] * len(batch))
         if not self.scheduled and not self.in_flight:
             # Wait for the end of this loop turn, so everything that arrives with it joins.
             self.scheduled = True
@@ -55,7 +58,13 @@ class GroupCommitLog:
         if self.in_flight is not None or not self.queued:
             return
         batch, self.queued = self.queued, []
-        data = b"".join([encode_record(hdr, txn) for hdr, txn in batch])
+        payloads, self.queued_payloads = self.queued_payloads, []
+        data = b"".join(
+            [
+                record_of(payload) if payload is not None else encode_record(hdr, txn)
+                for (hdr, txn), payload in zip(batch, payloads)
+            ]
+        )
         self.last_appended = self.in_flight_last = batch[-1][0].zxid
         fut = self.in_flight = self.pool.submit(self.storage.log.append, data)
         generation = self.generation
@@ -82,6 +91,7 @@ class GroupCommitLog:
         the log files (truncate, replace) without racing the worker. Returns the last zxid of
         the batch that was in flight if it reached the disk."""
         self.queued = []
+        self.queued_payloads = []
         fut, self.in_flight = self.in_flight, None
         self.generation += 1
         if fut is None:

@@ -48,7 +48,11 @@ def segments(directory: Path) -> list[Path]:
 
 
 def encode_record(hdr: TxnHeader, txn: Txn) -> bytes:
-    payload = encode_txn(hdr, txn)
+    return record_of(encode_txn(hdr, txn))
+
+
+def record_of(payload: bytes) -> bytes:
+    """A log record around an already encoded txn."""
     head = _LEN_CRC.pack(len(payload), zlib.crc32(payload))
     return head + _U32.pack(zlib.crc32(head)) + payload
 

@@ -24,6 +24,7 @@ from ..txn import (
     Txn,
     TxnHeader,
 )
+from .javaset import JavaHashSet
 from .node import CONTAINER_OWNER, Node, is_ephemeral_owner, is_ttl_owner
 
 SYSTEM_PATHS = ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config")
@@ -59,7 +60,8 @@ class DataTree:
     def __init__(self) -> None:
         root = Node(b"", OPEN_ACL_UNSAFE, 0, 0)
         self.nodes: dict[str, Node] = {"/": root}
-        self.ephemerals: dict[int, set[str]] = {}
+        # Per session, its ephemeral paths in java.util.HashSet order (see javaset.py).
+        self.ephemerals: dict[int, JavaHashSet] = {}
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.sessions: dict[int, int] = {}  # session id -> timeout ms
@@ -67,6 +69,8 @@ class DataTree:
         for path in SYSTEM_PATHS[1:]:
             acl = READ_ACL_UNSAFE if path == "/zookeeper/config" else OPEN_ACL_UNSAFE
             self._attach(path, Node(b"", acl, 0, 0))
+        # ZooKeeper sets the config node's ACL at start-up with version -1 and stores that.
+        self.nodes["/zookeeper/config"].aversion = -1
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -156,7 +160,10 @@ class DataTree:
         elif is_ttl_owner(owner):
             self.ttls.add(path)
         else:
-            self.ephemerals.setdefault(owner, set()).add(path)
+            paths = self.ephemerals.get(owner)
+            if paths is None:
+                paths = self.ephemerals[owner] = JavaHashSet()
+            paths.add(path)
 
     def _delete(self, path: str, zxid: int, triggers: list[Trigger]) -> bool:
         node = self.nodes.pop(path, None)
@@ -189,9 +196,7 @@ class DataTree:
         elif is_ephemeral_owner(owner):
             paths = self.ephemerals.get(owner)
             if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[owner]
+                paths.discard(path)  # an emptied set stays until the session ends, as in ZooKeeper
         triggers.append(Trigger(EventType.NODE_DELETED, path, node.acl))
         if parent is not None:
             triggers.append(Trigger(EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
@@ -217,9 +222,10 @@ class DataTree:
         return Result(Err.OK, subresults=tuple(results))
 
     def _close_session(self, session_id: int, paths: tuple[str, ...], zxid: int, triggers: list[Trigger]) -> None:
-        owned = set(paths) | self.ephemerals.get(session_id, set())
-        # Deepest first, so children of a (never expected) nested ephemeral go before it.
-        for path in sorted(owned, key=lambda p: (-p.count("/"), p)):
+        # In the order prep listed them (ZooKeeper's HashSet order: clients see it in the order
+        # of watch events), then any this replica holds that the list missed.
+        leftover = [p for p in self.ephemerals.get(session_id, ()) if p not in set(paths)]
+        for path in list(paths) + leftover:
             node = self.nodes.get(path)
             if node is not None and node.owner == session_id:
                 self._delete(path, zxid, triggers)

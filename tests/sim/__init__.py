@@ -1,0 +1,1 @@
+"""A deterministic, in-process simulation of a zkserver ensemble (fake network, clock and disk)."""
