@@ -378,6 +378,7 @@ def test_zookeeper_2355_follower_that_missed_close_session_drops_the_ephemerals(
         assert sim.run_until(lambda: len(sim.sent(m.Kind.PROPOSAL, src=lid, dst=f)) > before, 1000)
         sim.run(5)
         sim.crash(f)  # it had the closeSession proposal, not on disk
+        sim.release_disk(f)
         assert owner.call(xid).err == 0
     else:
         if how == "snap":
@@ -479,6 +480,7 @@ def test_zookeeper_4646_follower_crash_before_the_sync_is_durable_loses_nothing_
     sim.run(50)
     assert not reader.connected, "the new leader serves before a quorum holds its history"
     sim.crash(f)  # /t never reached its disk
+    sim.release_disk(f)
     assert not sim.servers[f].disk.contains(t)
     sim.crash(lid)
     sim.restart(f)
@@ -521,6 +523,7 @@ def test_zookeeper_4643_current_epoch_is_written_only_after_the_sync_is_durable(
     assert disk.current_epoch < new_epoch, "currentEpoch written while the synced txns are not durable"
     sim.crash(f)
     sim.crash(lid)
+    sim.release_disk(f)
     assert disk.current_epoch < new_epoch and not disk.contains(t)
     sim.restart(f)
     sim.restart(g)
