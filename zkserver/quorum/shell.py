@@ -50,6 +50,7 @@ class FramedProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer_sid: int | None = None
         self.open = False
+        self.out: list[bytes] = []
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -74,8 +75,19 @@ class FramedProtocol(asyncio.Protocol):
         del buf[:pos]
 
     def send(self, payload: bytes) -> None:
-        if self.open and self.transport is not None:
-            self.transport.write(INT.pack(len(payload)) + payload)
+        """Queued and written once at the end of this loop turn: proposals, acks and commits
+        made while handling one batch of input leave in one system call."""
+        if not self.open or self.transport is None:
+            return
+        if not self.out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.out.append(INT.pack(len(payload)))
+        self.out.append(payload)
+
+    def _flush(self) -> None:
+        out, self.out = self.out, []
+        if out and self.open and self.transport is not None:
+            self.transport.write(b"".join(out))
 
     def close(self) -> None:
         if self.open:
