@@ -349,7 +349,14 @@ class EnsembleServer:
     # --- status ----------------------------------------------------------------------------------
 
     def _mntr_extra(self) -> list[tuple[str, object]]:
-        rows: list[tuple[str, object]] = [("peer_state", self.peer.mode()), ("current_epoch", self.current_epoch)]
+        log_ = self.log
+        rows: list[tuple[str, object]] = [
+            ("peer_state", self.peer.mode()),
+            ("current_epoch", self.current_epoch),
+            ("log_batches", log_.batches),
+            ("log_txns", log_.txns),
+            ("log_busy_ms", int(log_.busy_s * 1000)),
+        ]
         role = self.peer.role
         if self.peer.state == PeerState.LEADING and role is not None:
             links = [ln for ln in role.links.values() if ln.sid >= 0]
