@@ -1,0 +1,57 @@
+"""zkchaos's own server as the DB under test.
+
+On nodes that share this machine's filesystem (local namespaces) the server runs from this
+checkout with this interpreter. On remote hosts a wheel built from the checkout is uploaded and
+installed into a virtual environment at /opt/zkchaos/venv.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Node, ServerDB
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+REMOTE_VENV = "/opt/zkchaos/venv"
+
+
+@dataclass
+class ZkChaosDB(ServerDB):
+    name: str = "zkchaos"
+    _wheel: Path | None = None
+
+    def _build_wheel(self) -> Path:
+        if self._wheel is None:
+            out = Path(tempfile.mkdtemp(prefix="zkchaos-wheel-"))
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+                check=True,
+                capture_output=True,
+            )
+            self._wheel = next(out.glob("zkchaos-*.whl"))
+        return self._wheel
+
+    def install(self, node: Node) -> None:
+        if node.local:
+            return
+        wheel = self._build_wheel()
+        remote_wheel = f"/tmp/{wheel.name}"
+        node.remote.upload(wheel, remote_wheel)
+        node.remote.run(
+            f"test -x {REMOTE_VENV}/bin/python || python3 -m venv {REMOTE_VENV}; "
+            f"{REMOTE_VENV}/bin/pip install -q --force-reinstall --no-deps {remote_wheel} && "
+            f"{REMOTE_VENV}/bin/pip install -q {remote_wheel}",
+            timeout=600,
+        )
+
+    def command(self, node: Node) -> str:
+        if node.local:
+            return f"env PYTHONPATH={REPO} {sys.executable} -m cli server --config {node.dir}/zoo.cfg"
+        return f"{REMOTE_VENV}/bin/zkchaos server --config {node.dir}/zoo.cfg"

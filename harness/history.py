@@ -1,0 +1,141 @@
+"""Recording a history: every operation as an invocation and a completion, plain dicts.
+
+Records follow "Formats other tools rely on" in design.md exactly:
+`{index, time_ns, process, node, type, f, value, error, zxid, session}`, appended to
+history.jsonl as they happen (a crashed run still leaves the history up to the crash).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
+NEMESIS = "nemesis"
+FIELDS = ("index", "time_ns", "process", "node", "type", "f", "value", "error", "zxid", "session")
+
+
+class HistoryRecorder:
+    """Thread-safe: workers and the nemesis record concurrently; indices follow real order."""
+
+    def __init__(self, path: Path | None = None, start_ns: int | None = None) -> None:
+        self.start_ns = time.monotonic_ns() if start_ns is None else start_ns
+        self.records: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.file = open(path, "w", buffering=1) if path is not None else None
+
+    def _add(self, process: int | str, node: str | None, type_: str, f: str, value: Any, error: str | None,
+             zxid: int | None, session: str | None) -> dict[str, Any]:
+        with self.lock:
+            rec = {
+                "index": len(self.records),
+                "time_ns": time.monotonic_ns() - self.start_ns,
+                "process": process,
+                "node": node,
+                "type": type_,
+                "f": f,
+                "value": value,
+                "error": error,
+                "zxid": zxid,
+                "session": session,
+            }
+            self.records.append(rec)
+            if self.file is not None:
+                self.file.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            return rec
+
+    def invoke(self, process: int | str, node: str | None, f: str, value: Any, session: str | None = None) -> dict[str, Any]:
+        return self._add(process, node, INVOKE, f, value, None, None, session)
+
+    def complete(
+        self,
+        invocation: dict[str, Any],
+        type_: str,
+        value: Any = None,
+        error: str | None = None,
+        zxid: int | None = None,
+        session: str | None = None,
+    ) -> dict[str, Any]:
+        """The completion repeats the invocation's process, node and f."""
+        return self._add(
+            invocation["process"],
+            invocation["node"],
+            type_,
+            invocation["f"],
+            invocation["value"] if value is None else value,
+            error,
+            zxid,
+            session if session is not None else invocation.get("session"),
+        )
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """history.jsonl from us or from another tool; missing optional fields become None."""
+    out = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not a JSON object ({e.msg})") from None
+            for key in FIELDS:
+                rec.setdefault(key, None)
+            if rec["type"] not in (INVOKE, OK, FAIL, INFO):
+                raise ValueError(f"{path}:{lineno}: type must be invoke|ok|fail|info, got {rec['type']!r}")
+            out.append(rec)
+    return out
+
+
+def write_history(records: Iterable[dict[str, Any]], path: Path) -> None:
+    with open(path, "w") as f:
+        for rec in records:
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def pairs(records: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(invocation, completion or None) for every client op, in invocation order."""
+    open_ops: dict[Any, dict[str, Any]] = {}
+    completions: dict[int, dict[str, Any]] = {}
+    for rec in records:
+        if rec["type"] == INVOKE:
+            open_ops[rec["process"]] = rec
+        else:
+            inv = open_ops.pop(rec["process"], None)
+            if inv is not None:
+                completions[inv["index"]] = rec
+    for rec in records:
+        if rec["type"] == INVOKE:
+            yield rec, completions.get(rec["index"])
+
+
+def to_dataframe(records: list[dict[str, Any]]):
+    """One row per operation (invocation joined with its completion), for statistics."""
+    import pandas as pd
+
+    rows = []
+    for inv, done in pairs(records):
+        rows.append(
+            {
+                "process": inv["process"],
+                "node": inv["node"],
+                "f": inv["f"],
+                "start_s": inv["time_ns"] / 1e9,
+                "end_s": done["time_ns"] / 1e9 if done else None,
+                "latency_ms": (done["time_ns"] - inv["time_ns"]) / 1e6 if done else None,
+                "type": done["type"] if done else "info",
+                "error": done["error"] if done else "no completion",
+                "nemesis": inv["process"] == NEMESIS,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,266 @@
+"""`zkchaos test`: provision -> install + start the DB -> healthy -> workload and nemesis under
+the time limit -> heal everything -> recover -> final reads -> collect logs -> teardown ->
+check -> report -> exit code (0 valid, 1 invalid, 2 unknown, 3 the harness failed).
+
+Faults are always undone: the nemesis heals in a `finally` that also runs on errors and
+Ctrl-C, and nodes this run created are removed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .db import Node, ServerDB, make_db
+from .history import INFO, HistoryRecorder
+from .store import RunDir, test_record
+
+log = logging.getLogger(__name__)
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_HARNESS = 0, 1, 2, 3
+
+
+@dataclass
+class TestOptions:
+    workload: str = "register"
+    nemesis: list[str] = field(default_factory=lambda: ["partition", "kill", "pause"])
+    db: str = "zkchaos"
+    consistency: str = "zookeeper"
+    time_limit: float = 60.0
+    concurrency: int = 10
+    rate: float = 100.0
+    nemesis_interval: float = 10.0
+    read_mode: str = "plain"
+    keys: int = 5
+    nodes: list[str] = field(default_factory=list)
+    local_nodes: int = 5
+    ssh_user: str = "root"
+    ssh_key: str | None = None
+    ssh_port: int = 22
+    ssh_password: str | None = None
+    strict_host_keys: bool = False
+    op_timeout: float = 5.0
+    recovery_time: float = 30.0
+    tick_time: int = 500
+    zookeeper_path: str | None = None
+    seed: int | None = None
+    store: str = "store"
+    name: str | None = None
+
+    def test_name(self) -> str:
+        return self.name or f"{self.db}-{self.workload}-{'+'.join(self.nemesis) or 'none'}"
+
+
+class RateLimiter:
+    """A shared schedule of evenly spaced slots: `rate` ops per second across all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            slot = max(now, self.next_at)
+            self.next_at = slot + self.interval
+        delay = slot - time.monotonic()
+        return not stop.wait(delay) if delay > 0 else not stop.is_set()
+
+
+@dataclass
+class RunState:
+    """Counters the progress display reads."""
+
+    started: float = 0.0
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
+    phase: str = "starting"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, outcome: str) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+class TestRun:
+    def __init__(self, opts: TestOptions, console=None) -> None:
+        self.opts = opts
+        self.console = console
+        self.rng = random.Random(opts.seed)
+        self.state = RunState()
+        self.cluster = None
+        self.remotes: dict[str, Any] = {}
+        self.nodes: list[Node] = []
+        self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
+        self.schedule = None
+        self.stop = threading.Event()
+
+    # --- the whole run ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        opts = self.opts
+        self.run_dir = RunDir.create(Path(opts.store), opts.test_name())
+        handler = self.run_dir.attach_log()
+        start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.run_dir.write_json(self.run_dir.test_json, test_record(asdict(opts), opts.test_name(), start_time))
+        self.history = HistoryRecorder(self.run_dir.history)
+        code = EXIT_HARNESS
+        try:
+            self._provision()
+            self._start_db()
+            self._workload()
+            self.state.phase = "checking"
+            code = self._check()
+        except KeyboardInterrupt:
+            log.warning("interrupted: healing and tearing down")
+            raise
+        except Exception as e:  # noqa: BLE001 - reported as a harness failure (exit 3)
+            log.exception("harness failure: %s", e)
+            self._say(f"[red]harness failure:[/] {e}")
+        finally:
+            self._cleanup()
+            self.history.close()
+            logging.getLogger().removeHandler(handler)
+        return code
+
+    def _say(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
+        log.info("%s", msg)
+
+    # --- phases ----------------------------------------------------------------------------------
+
+    def _provision(self) -> None:
+        from .provision import provision
+
+        self.state.phase = "provisioning"
+        self.cluster, self.nodes = provision(self.opts, self._say)
+
+    def _start_db(self) -> None:
+        self.state.phase = f"installing {self.opts.db}"
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(lambda n: self.db.teardown(n), self.nodes))
+            list(pool.map(lambda n: self.db.setup(n, self.nodes), self.nodes))
+            list(pool.map(self.db.start, self.nodes))
+        self.state.phase = "waiting for a healthy ensemble"
+        self.db.wait_ready(self.nodes, timeout=120)
+        leader = self.db.leader(self.nodes)
+        self._say(f"{self.opts.db} serving on {len(self.nodes)} nodes; leader {leader.name if leader else '-'}")
+
+    def _workload(self) -> None:
+        from nemesis.base import NemesisContext
+        from nemesis.schedule import Schedule, make_nemeses
+        from workloads.register import RegisterGenerator
+
+        opts = self.opts
+        self.generator = RegisterGenerator(opts.keys, random.Random(self.rng.random()))
+        limiter = RateLimiter(opts.rate)
+        ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()))
+        self.schedule = Schedule(make_nemeses(opts.nemesis), ctx, self.history, opts.nemesis_interval)
+        workers = [threading.Thread(target=self._worker, args=(i, limiter), daemon=True) for i in range(opts.concurrency)]
+        nemesis_thread = threading.Thread(target=self.schedule.run, args=(self.stop,), daemon=True)
+        self.state.started = time.monotonic()
+        self.state.phase = "running"
+        for t in workers:
+            t.start()
+        nemesis_thread.start()
+        from reports.terminal import follow_progress
+
+        follow_progress(self, opts.time_limit)
+        self.stop.set()
+        nemesis_thread.join(timeout=opts.nemesis_interval + 60)
+        for t in workers:
+            t.join(timeout=opts.op_timeout + 10)
+        self.state.phase = "healing"
+        self.schedule.teardown()
+        self.state.phase = "recovering"
+        try:
+            self.db.wait_ready(self.nodes, timeout=opts.recovery_time)
+        except TimeoutError as e:
+            self._say(f"[yellow]not healthy after healing:[/] {e}")
+        self.state.phase = "final reads"
+        self._final_reads()
+
+    def _worker(self, i: int, limiter: RateLimiter) -> None:
+        from workloads.register import RegisterClient
+
+        opts = self.opts
+        node = self.nodes[i % len(self.nodes)]
+        process = i
+        client = RegisterClient(f"{node.address}:2181", opts.op_timeout, read_mode=opts.read_mode)
+        while not self.stop.is_set():
+            try:
+                client.open(timeout=opts.op_timeout)
+                break
+            except Exception:  # noqa: BLE001 - the node may be down: keep trying until the end
+                client.close()
+                client = RegisterClient(f"{node.address}:2181", opts.op_timeout, read_mode=opts.read_mode)
+                self.stop.wait(0.5)
+        try:
+            while limiter.wait(self.stop):
+                f, value = self.generator.next()
+                inv = self.history.invoke(process, node.name, f, value, session=client.session())
+                done = client.invoke(f, value)
+                self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid, session=client.session())
+                self.state.count(done.type)
+                if done.type == INFO:
+                    # The op may still take effect later; this process is done with it, and a
+                    # new process id keeps "at most one op open per process" true.
+                    process += opts.concurrency
+        finally:
+            client.close()
+
+    def _final_reads(self) -> None:
+        """After healing: every key read (after a sync) through every node."""
+        from workloads.register import RegisterClient
+
+        process = 10**6
+        for node in self.nodes:
+            client = RegisterClient(f"{node.address}:2181", self.opts.op_timeout * 2, read_mode="sync")
+            try:
+                client.open(timeout=self.opts.recovery_time)
+            except Exception as e:  # noqa: BLE001
+                self._say(f"[yellow]final reads: cannot reach {node.name}: {e}[/]")
+                client.close()
+                continue
+            try:
+                for key in range(self.opts.keys):
+                    inv = self.history.invoke(process, node.name, "read", {"key": key, "value": None}, session=client.session())
+                    done = client.invoke("read", {"key": key, "value": None})
+                    self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid, session=client.session())
+                    process += 1
+            finally:
+                client.close()
+
+    def _check(self) -> int:
+        from .analysis import analyze_run
+
+        results = analyze_run(self.run_dir, self.history.records, asdict(self.opts), self.console)
+        return exit_code(results["valid"])
+
+    def _cleanup(self) -> None:
+        self.stop.set()
+        if self.schedule is not None:
+            try:
+                self.schedule.teardown()
+            except Exception as e:  # noqa: BLE001
+                log.warning("final heal failed: %s", e)
+        from .provision import collect_and_teardown
+
+        collect_and_teardown(self, self.run_dir)
+
+
+def exit_code(valid: Any) -> int:
+    if valid is True:
+        return EXIT_VALID
+    if valid is False:
+        return EXIT_INVALID
+    return EXIT_UNKNOWN

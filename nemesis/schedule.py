@@ -1,0 +1,97 @@
+"""When faults happen: alternate fault and heal every `interval` seconds, one family at a time,
+recording each step in the history as the "nemesis" process (invocations completed as info,
+since a fault's exact moment of effect is not observable)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from harness.history import INFO, NEMESIS, HistoryRecorder
+
+from .base import Nemesis, NemesisContext
+
+log = logging.getLogger(__name__)
+
+
+class Schedule:
+    def __init__(
+        self, nemeses: list[Nemesis], ctx: NemesisContext, history: HistoryRecorder, interval_s: float
+    ) -> None:
+        self.nemeses = nemeses
+        self.ctx = ctx
+        self.history = history
+        self.interval_s = interval_s
+        self.active: Nemesis | None = None
+        self.active_desc: Any = None
+        self.faults = 0
+        self.lock = threading.Lock()
+
+    def _record(self, f: str, action) -> Any:
+        inv = self.history.invoke(NEMESIS, None, f, None)
+        try:
+            value = action()
+            self.history.complete(inv, INFO, value=value)
+            return value
+        except Exception as e:  # noqa: BLE001 - a failed fault is recorded, the test goes on
+            log.warning("nemesis %s failed: %s", f, e)
+            self.history.complete(inv, INFO, value=None, error=f"{type(e).__name__}: {e}")
+            return None
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set: wait, fault, wait, heal, ..."""
+        if not self.nemeses:
+            return
+        while not stop.wait(self.interval_s):
+            with self.lock:
+                if stop.is_set():
+                    break
+                nemesis = self.ctx.rng.choice(self.nemeses)
+                self.active = nemesis
+                self.active_desc = self._record(nemesis.start_f, lambda: nemesis.start(self.ctx))
+                self.faults += 1
+            if stop.wait(self.interval_s):
+                break
+            self.heal()
+
+    def heal(self) -> None:
+        with self.lock:
+            nemesis, self.active = self.active, None
+            self.active_desc = None
+            if nemesis is not None:
+                self._record(nemesis.stop_f, lambda: nemesis.heal(self.ctx))
+
+    def teardown(self) -> None:
+        """The final heal: undo the active fault, then let every family sweep what is left."""
+        self.heal()
+        for nemesis in self.nemeses:
+            try:
+                nemesis.teardown(self.ctx)
+            except Exception as e:  # noqa: BLE001
+                log.warning("nemesis %s teardown: %s", nemesis.name, e)
+
+    def describe_active(self) -> str:
+        nemesis, desc = self.active, self.active_desc
+        if nemesis is None:
+            return "none"
+        if isinstance(desc, dict):
+            what = desc.get("variant") or ""
+            nodes = desc.get("nodes")
+            return f"{nemesis.name} {what} {','.join(nodes) if nodes else ''}".strip()
+        return nemesis.name
+
+
+def make_nemeses(names: list[str]) -> list[Nemesis]:
+    from .partition import PartitionNemesis
+    from .process import KillNemesis, PauseNemesis
+
+    known = {"partition": PartitionNemesis, "kill": KillNemesis, "pause": PauseNemesis}
+    out: list[Nemesis] = []
+    for name in names:
+        if name in ("none", ""):
+            continue
+        if name not in known:
+            raise ValueError(f"unknown nemesis {name!r}; choose from {', '.join(sorted(known))}, none")
+        out.append(known[name]())
+    return out

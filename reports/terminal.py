@@ -1,0 +1,81 @@
+"""What the terminal shows: live progress while a test runs, and the summary after it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+VERDICT_STYLE = {True: "bold green", False: "bold red", "unknown": "bold yellow"}
+
+
+def follow_progress(run, time_limit: float) -> None:
+    """Until the time limit: elapsed / limit, ops/s, ok/fail/info counts, the active fault."""
+    console: Console | None = run.console
+    state = run.state
+    start = state.started
+
+    def render() -> Panel:
+        elapsed = time.monotonic() - start
+        total = state.ok + state.fail + state.info
+        rate = total / elapsed if elapsed > 0 else 0.0
+        fault = run.schedule.describe_active() if run.schedule else "none"
+        t = Table.grid(padding=(0, 2))
+        t.add_row("elapsed", f"{elapsed:5.1f} / {time_limit:.0f} s", "ops/s", f"{rate:7.1f}")
+        t.add_row("ok", str(state.ok), "fail", str(state.fail))
+        t.add_row("info", str(state.info), "active fault", fault)
+        return Panel(t, title=f"zkchaos test: {run.opts.test_name()}", subtitle=state.phase)
+
+    deadline = start + time_limit
+    if console is None or not console.is_terminal:
+        # Not a terminal (CI, a pipe): a plain line every few seconds instead of a live panel.
+        while not run.stop.wait(max(0.0, min(5.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if console is not None:
+                fault = run.schedule.describe_active() if run.schedule else "none"
+                console.print(
+                    f"{time.monotonic() - start:5.1f}s ok={state.ok} fail={state.fail} info={state.info} fault={fault}"
+                )
+        return
+    with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
+        while time.monotonic() < deadline and not run.stop.is_set():
+            run.stop.wait(0.25)
+            live.update(render())
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def summary(results: dict[str, Any]) -> Group:
+    """Ops by type and outcome, latencies, faults injected, the verdict and why."""
+    stats = results.get("stats", {})
+    ops = Table("op", "ok", "fail", "info", "p50 ms", "p99 ms", "max ms", title="operations")
+    for f, row in sorted(stats.get("ops", {}).items()):
+        ops.add_row(f, *(_fmt(row.get(k)) for k in ("ok", "fail", "info", "p50_ms", "p99_ms", "max_ms")))
+    faults = Table("fault", "count", "during faults: ok/fail/info", title="nemesis")
+    for f, n in sorted(stats.get("faults", {}).items()):
+        faults.add_row(f, str(n), "")
+    during = stats.get("during_faults")
+    if during:
+        faults.add_row("(all)", "", f"{during.get('ok', 0)}/{during.get('fail', 0)}/{during.get('info', 0)}")
+    valid = results.get("valid")
+    style = VERDICT_STYLE.get(valid, "bold yellow")
+    verdict = {True: "VALID", False: "INVALID"}.get(valid, "UNKNOWN")
+    lines = [ops, faults, f"[{style}]{verdict}[/]: {results.get('explanation', '')}"]
+    return Group(*lines)
+
+
+def print_summary(console: Console, results: dict[str, Any], run_dir=None) -> None:
+    console.print(summary(results))
+    if run_dir is not None:
+        console.print(f"[dim]store: {run_dir}[/]")
