@@ -75,7 +75,7 @@ class OpResult:
     count: int  # successful replies received inside the measured interval
     errors: int  # replies with err != 0 (whole phase, warm-up included)
     error_codes: dict[int, int]
-    protocol_errors: int  # xid out of order, connection lost, replies missing after the drain
+    protocol_errors: int  # xid out of order, wrong reply length, connection lost, missing after the drain
     client_cpu: float  # cores used by all load-generator processes during the interval
     server_cpu: float | None  # cores used by the server(s), when the caller gave a probe
 
@@ -133,6 +133,19 @@ def _bodies(op: str, cfg: LoadConfig) -> list[bytes]:
     raise ValueError(f"unknown op {op!r}; known: {', '.join(OPS)}")
 
 
+STAT_SIZE = 68  # czxid mzxid ctime mtime version cversion aversion ephemeralOwner dataLength numChildren pzxid
+
+
+def _reply_length(op: str, cfg: LoadConfig) -> int:
+    """Frame length of a successful reply (header 16 bytes + body): fixed for each op here, so
+    checking it catches truncated or mixed-up replies at no cost."""
+    if op == "getData":
+        return 16 + 4 + cfg.value_size + STAT_SIZE
+    if op == "setData":
+        return 16 + STAT_SIZE
+    return 16 + 4 + len(f"{cfg.root}/create/n-") + 10  # the name with its 10-digit sequence
+
+
 class _Conn:
     __slots__ = ("sock", "buf", "next_xid", "expect", "sent_at", "idx", "dead")
 
@@ -164,7 +177,7 @@ def _send(c: _Conn, k: int, bodies: list[bytes], opcode: int) -> None:
 
 
 def _run_phase(conns: list[_Conn], op: str, start_at: int, cfg: LoadConfig) -> dict:
-    opcode, bodies = OPS[op], _bodies(op, cfg)
+    opcode, bodies, ok_length = OPS[op], _bodies(op, cfg), _reply_length(op, cfg)
     warm_end = start_at + int(cfg.warmup * 1e9)
     end = warm_end + int(cfg.duration * 1e9)
     window, refill = cfg.window, cfg.refill_at()
@@ -234,6 +247,8 @@ def _run_phase(conns: list[_Conn], op: str, start_at: int, cfg: LoadConfig) -> d
                 if err:
                     errors += 1
                     codes[err] += 1
+                elif length != ok_length:  # a reply of the wrong shape is not a success
+                    proto += 1
                 elif measuring:
                     count += 1
                     lat.append(now - t)

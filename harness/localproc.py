@@ -7,6 +7,7 @@ zoo.cfg, data and a log file; it is stopped by pid, never by name.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,6 +34,23 @@ def apache_zookeeper_available() -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on, picked below the kernel's ephemeral range: a port from that
+    range can be taken by an outgoing connection between our check and the server's bind."""
+    low, high = 20000, 32000
+    try:
+        low_eph = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        high = min(high, low_eph)
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -114,6 +114,10 @@ class Election:
             if not self.observer:
                 self.recv[self.my_id] = self.proposal
             self._broadcast(now_ms)
+        elif n.vote != self.proposal:
+            # It backs a worse candidate in our round (perhaps it missed our vote while it was
+            # still following): tell it ours now rather than at the next resend.
+            self.outbox.append((n.sid, self._notification()))
         self.recv[n.sid] = n.vote
         self._check_quorum(now_ms)
 

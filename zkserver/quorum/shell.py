@@ -37,6 +37,7 @@ from .peer import QuorumPeer
 log = logging.getLogger(__name__)
 
 MAX_PEER_FRAME = 1 << 30
+ELECTION_TICK_SECONDS = 0.005
 SID = struct.Struct(">q")
 
 
@@ -179,7 +180,10 @@ class EnsembleServer:
     def _tick(self) -> None:
         self.peer.tick(monotonic_ms(), wall_ms())
         self.core.flush()
-        self._tick_handle = self.loop.call_later(TICK_SECONDS, self._tick)
+        # Finer ticks while electing, so the finalize wait ends when it should, not up to a
+        # tick later; coarse ticks otherwise.
+        interval = ELECTION_TICK_SECONDS if self.peer.state == PeerState.LOOKING else TICK_SECONDS
+        self._tick_handle = self.loop.call_later(interval, self._tick)
 
     # --- election links ------------------------------------------------------------------------
 
@@ -275,7 +279,7 @@ class EnsembleServer:
         peer = self.config.peers[sid]
         deadline = monotonic_ms() + self.config.init_limit * self.config.tick_time
         if retry:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.005)
         while self.running and monotonic_ms() < deadline:
             try:
                 _, proto = await self.loop.create_connection(
