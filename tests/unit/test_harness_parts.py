@@ -1,0 +1,117 @@
+"""The harness's pure parts: partition grudges, the history format, the op generator."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from harness.db import Node
+from harness.history import HistoryRecorder, pairs, read_history
+from nemesis.base import NemesisContext
+from nemesis.partition import grudge_for
+from workloads.register import RegisterGenerator
+
+
+class FakeDB:
+    def __init__(self, leader: str | None) -> None:
+        self.leader_name = leader
+
+    def leader(self, nodes):
+        return next((n for n in nodes if n.name == self.leader_name), None)
+
+
+def ctx(n: int, leader: str | None = "n1", seed: int = 1) -> NemesisContext:
+    nodes = [Node(f"n{i}", f"10.0.0.{i}", remote=None, id=i) for i in range(1, n + 1)]
+    return NemesisContext(nodes, FakeDB(leader), random.Random(seed))
+
+
+def symmetric(grudge: dict[str, set[str]]) -> bool:
+    return all(a in grudge.get(b, set()) for a, enemies in grudge.items() for b in enemies)
+
+
+def reachable_from(grudge: dict[str, set[str]], names: list[str], node: str) -> set[str]:
+    return {other for other in names if other not in grudge.get(node, set())}
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_halves_split_into_two_sides_that_cannot_talk(n):
+    c = ctx(n)
+    grudge = grudge_for("halves", c)
+    assert symmetric(grudge)
+    names = [x.name for x in c.nodes]
+    sides = {frozenset(reachable_from(grudge, names, x)) for x in names}
+    assert len(sides) == 2 and sum(len(s) for s in sides) == n
+
+
+def test_isolate_leader_cuts_exactly_the_leader():
+    grudge = grudge_for("isolate-leader", ctx(5, leader="n3"))
+    assert grudge["n3"] == {"n1", "n2", "n4", "n5"}
+    assert all(grudge[x] == {"n3"} for x in ("n1", "n2", "n4", "n5"))
+
+
+@pytest.mark.parametrize("n", [5, 7, 9])
+def test_majorities_ring_gives_everyone_a_different_majority(n):
+    c = ctx(n)
+    grudge = grudge_for("majorities-ring", c)
+    names = [x.name for x in c.nodes]
+    views = [frozenset(reachable_from(grudge, names, x)) for x in names]
+    assert all(len(v) > n // 2 for v in views), "each node sees a majority"
+    assert all(len(v) < n for v in views), "nobody sees everyone"
+    assert len(set(views)) == n, "no two nodes see the same majority"
+    assert symmetric(grudge)
+
+
+def test_bridge_node_hears_everyone_and_halves_do_not_hear_each_other():
+    c = ctx(5)
+    grudge = grudge_for("bridge", c)
+    bridges = [x for x, enemies in grudge.items() if not enemies]
+    assert len(bridges) == 1
+    others = [x for x in grudge if x not in bridges]
+    assert all(grudge[x] for x in others) and symmetric(grudge)
+
+
+def test_history_records_and_reads_back(tmp_path):
+    path = tmp_path / "history.jsonl"
+    h = HistoryRecorder(path)
+    inv = h.invoke(0, "n1", "write", {"key": 1, "value": 5})
+    h.complete(inv, "ok", zxid=42, session="0x1")
+    inv2 = h.invoke(1, "n2", "read", {"key": 1, "value": None})
+    h.complete(inv2, "info", error="timeout")
+    h.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["index"] for x in lines] == [0, 1, 2, 3]
+    assert set(lines[0]) == {"index", "time_ns", "process", "node", "type", "f", "value", "error", "zxid", "session"}
+    assert lines[1]["process"] == 0 and lines[1]["f"] == "write" and lines[1]["zxid"] == 42
+    records = read_history(path)
+    assert [(a["index"], b["index"] if b else None) for a, b in pairs(records)] == [(0, 1), (2, 3)]
+
+
+def test_history_from_another_tool_may_omit_optional_fields(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"index":0,"time_ns":1,"process":0,"type":"invoke","f":"read","value":{"key":0,"value":null}}\n')
+    rec = read_history(path)[0]
+    assert rec["zxid"] is None and rec["session"] is None and rec["node"] is None
+
+
+def test_bad_history_lines_are_reported_with_their_line(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"index":0,"type":"invoke"}\nnot json\n')
+    with pytest.raises(ValueError, match="h.jsonl:2"):
+        read_history(path)
+
+
+def test_generator_values_never_repeat_per_key():
+    gen = RegisterGenerator(3, random.Random(7))
+    seen: dict[int, set[int]] = {}
+    for _ in range(2000):
+        f, v = gen.next()
+        if f == "read":
+            assert v["value"] is None
+            continue
+        new = v["value"] if f == "write" else v["to"]
+        assert new not in seen.setdefault(v["key"], set())
+        seen[v["key"]].add(new)
+        if f == "cas":
+            assert v["from"] in seen[v["key"]]
