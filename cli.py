@@ -168,5 +168,87 @@ def demo() -> None:
     sys.exit(run_demo(Console()))
 
 
+# --- local netns cluster: `zkchaos cluster up|status|down` ------------------------------------
+
+_CLUSTER_STATE_HELP = "Where keys, pidfiles and sshd logs live."
+
+
+def _local_cluster(state_dir: str):
+    from harness.cluster import ClusterError, LocalCluster
+
+    try:
+        return LocalCluster(state_dir)
+    except ClusterError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.group()
+def cluster() -> None:
+    """Local nodes: network namespaces on a private bridge, each with its own sshd (needs root)."""
+
+
+@cluster.command("up")
+@click.option("--nodes", "n", default=5, show_default=True, type=click.IntRange(1, 50), help="How many nodes.")
+@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+              type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
+def cluster_up(n: int, state_dir: str) -> None:
+    """Create the nodes (or keep an identical healthy cluster) and print how to reach them."""
+    from harness.cluster import ClusterError
+
+    local = _local_cluster(state_dir)
+    try:
+        specs = local.up(n)
+    except ClusterError as e:
+        raise click.ClickException(str(e)) from None
+    for spec in specs:
+        click.echo(f"{spec.name}\t{spec.host}")
+    # Host keys are new on every bring-up, so the hint keeps them out of known_hosts.
+    click.echo(f"# ssh key: {local.key_path}  (ssh -i {local.key_path} -o StrictHostKeyChecking=no "
+               f"-o UserKnownHostsFile=/dev/null root@{specs[0].host})", err=True)
+
+
+@cluster.command("status")
+@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+              type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
+def cluster_status(state_dir: str) -> None:
+    """Each node's namespace, address, sshd pid and whether SSH answers."""
+    from harness.cluster import ClusterError
+
+    local = _local_cluster(state_dir)
+    try:
+        rows = local.status()
+        bridge, blackhole = local.bridge_exists(), local.blackholed()
+    except ClusterError as e:
+        raise click.ClickException(str(e)) from None
+    if not rows:
+        click.echo(f"no local cluster (bridge {local.bridge}: {'present' if bridge else 'absent'}; "
+                   f"{local.subnet} {'blackholed' if blackhole else 'not blackholed'})")
+        return
+    for r in rows:
+        click.echo(f"{r['name']}\t{r['address']}\tnetns {r['netns']}: {'yes' if r['netns_exists'] else 'MISSING'}"
+                   f"\tsshd pid {r['sshd_pid'] or '-'}\tssh {'ok' if r['ssh'] else 'DOWN'}")
+    click.echo(f"# bridge {local.bridge}: {'present' if bridge else 'absent'}; ssh key: {local.key_path}", err=True)
+
+
+@cluster.command("down")
+@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+              type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
+def cluster_down(state_dir: str) -> None:
+    """Remove the nodes, and anything a crashed run left; leave a blackhole route for the subnet."""
+    from harness.cluster import ClusterError
+
+    try:
+        removed = _local_cluster(state_dir).down()
+    except ClusterError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo("\n".join(removed) if removed else "nothing to remove")
+
+
+from harness.testcli import analyze_command, test_command  # noqa: E402
+
+main.add_command(test_command)
+main.add_command(analyze_command)
+
+
 if __name__ == "__main__":
     main()
