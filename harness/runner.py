@@ -143,6 +143,10 @@ class TestRun:
 
         self.state.phase = "provisioning"
         self.cluster, self.nodes = provision(self.opts, self._say)
+        # test.json names the nodes actually used (a local cluster's are made up here).
+        record = self.run_dir.read_json(self.run_dir.test_json)
+        record["nodes"] = [f"{n.name}={n.address}" if n.name != n.address else n.name for n in self.nodes]
+        self.run_dir.write_json(self.run_dir.test_json, record)
 
     def _start_db(self) -> None:
         self.state.phase = f"installing {self.opts.db}"
