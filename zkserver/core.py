@@ -349,10 +349,10 @@ class ServerCore:
         conn = entry.conn
         self.stats.record_latency(self.now_ms - entry.start_ms)
         if entry.kind == CONNECT:
+            # Always answered, even if a pipelined closeSession already marks it closing.
             sid = hdr.session_id
-            if self.tracker.is_alive(sid):
-                ro = None if conn.old_client else False
-                self._send(conn, replies.connect_response(conn.timeout, sid, session_password(sid), ro))
+            ro = None if conn.old_client else False
+            self._send(conn, replies.connect_response(conn.timeout, sid, session_password(sid), ro))
             return
         conn.last_zxid = hdr.zxid
         self._send(conn, write_reply(entry.xid, self.tree.last_zxid, entry.opcode, result))

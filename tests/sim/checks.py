@@ -10,6 +10,7 @@ from zkserver.txn import CreateSessionTxn, CreateTxn, TxnHeader
 from tests.unit.helpers import diff_states, tree_state
 
 from .client import Ack, SimClient
+from .disk import lineage
 from .ensemble import SimEnsemble
 
 
@@ -23,6 +24,15 @@ def assert_converged(sim: SimEnsemble, reference: bool = True) -> dict:
         diff = diff_states(first, state)
         assert not diff, f"server {sid} differs from server {first_sid}:\n" + "\n".join(diff[:20]) + "\n" + sim.dump()
     if reference:
+        committed = sorted(sim.invariants.committed)
+        for s in sim.servers.values():
+            if s.alive:
+                lin = lineage(s.tree)
+                assert sorted(set(lin)) == committed, (
+                    f"server {s.sid}'s tree is built from {len(lin)} txns, not the {len(committed)} committed: "
+                    f"extra {[hex(z) for z in sorted(set(lin) - set(committed))[:10]]}, "
+                    f"missing {[hex(z) for z in sorted(set(committed) - set(lin))[:10]]}\n{sim.dump()}"
+                )
         ref = tree_state(sim.invariants.reference_tree())
         diff = diff_states(ref, first)
         assert not diff, "the replicas differ from the committed txns replayed:\n" + "\n".join(diff[:20]) + "\n" + sim.dump()

@@ -79,7 +79,8 @@ class SimClient:
         self.acked: list[Ack] = []
         self.events: list[Reply] = []
         self.negotiated = 0
-        self.protocol_errors: list[str] = []
+        self.protocol_errors: list[str] = []  # server behaviour no ZooKeeper client accepts
+        self.last_xid_answered = 0
         self.pinging = True  # False: the client process hangs (its session can expire)
         if connect:
             self.connect(sid)
@@ -101,7 +102,9 @@ class SimClient:
             return False
         self.server, self.server_inc = sid, s.inc
         self.buf = bytearray()
-        conn = Conn(self.host, next(self.ports), send=self._data, close=self._closed_by_server)
+        conn = Conn(self.host, next(self.ports))
+        conn.send = lambda data: self._data(conn, data)  # each socket is its own: a late
+        conn.close = lambda: self._closed_by_server(conn)  # event of an old one is ignored
         self.conn = conn
         if not s.core.connection_made(conn):
             self.conn = None
@@ -142,8 +145,9 @@ class SimClient:
         self._send(struct.pack(">ii", PING_XID, OpCode.PING))
         self.ens.after(self.negotiated // 3, self._ping, conn)
 
-    def _closed_by_server(self) -> None:
-        self._lost()
+    def _closed_by_server(self, conn: Conn) -> None:
+        if conn is self.conn:
+            self._lost()
 
     def _cut(self) -> None:
         """The server crashed."""
@@ -160,7 +164,9 @@ class SimClient:
             self.unknown.append((self.session_id, op, path, data))
         self.pending.clear()
 
-    def _data(self, data: bytes) -> None:
+    def _data(self, conn: Conn, data: bytes) -> None:
+        if conn is not self.conn:
+            return
         self.buf += data
         while len(self.buf) >= 4:
             (n,) = struct.unpack_from(">i", self.buf)
@@ -193,7 +199,14 @@ class SimClient:
             self.events.append(reply)
             return
         if xid == PING_XID:
-            return
+            return  # clients ignore a ping reply's zxid (Java ClientCnxn, kazoo, go-zookeeper)
+        if 0 < zxid < self.last_zxid:
+            self.protocol_errors.append(f"reply to xid {xid} at zxid 0x{zxid:x}, after 0x{self.last_zxid:x} was seen")
+        if xid <= self.last_xid_answered:
+            self.protocol_errors.append(
+                f"reply to xid {xid} after a reply to xid {self.last_xid_answered} (err {err}, {len(frame)} bytes)"
+            )
+        self.last_xid_answered = xid
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         self.replies[xid] = reply

@@ -26,11 +26,14 @@ class LogOutOfOrder(AssertionError):
 
 
 class SimDisk:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "disk") -> None:
+        self.name = name
         # durable
         self.accepted_epoch = 0
         self.current_epoch = 0
-        self.snapshots: list[tuple[int, bytes]] = []  # ascending zxid
+        # (zxid, bytes, lineage) ascending by zxid; the lineage lists the txns the tree was
+        # built from (the oracle's bookkeeping, see invariants.py)
+        self.snapshots: list[tuple[int, bytes, tuple[int, ...]]] = []
         self.log: Batch = []
         self.logged: set[int] = set()
         # volatile: the group-commit queue
@@ -64,13 +67,14 @@ class SimDisk:
         for hdr, txn in batch:
             last = self.log_end()
             if hdr.zxid <= last:
-                raise LogOutOfOrder(f"log record 0x{hdr.zxid:x} written after 0x{last:x}")
+                raise LogOutOfOrder(f"{self.name}: log record 0x{hdr.zxid:x} written after 0x{last:x}")
             self.log.append((hdr, txn))
             self.logged.add(hdr.zxid)
 
     def take_snapshot(self, tree: DataTree) -> None:
         z = tree.last_zxid
-        self.snapshots = [s for s in self.snapshots if s[0] != z] + [(z, dumps(tree))]
+        entry = (z, dumps(tree), tuple(lineage(tree)))
+        self.snapshots = [s for s in self.snapshots if s[0] != z] + [entry]
         self.snapshots.sort(key=lambda s: s[0])
 
     def truncate(self, zxid: int) -> None:
@@ -79,7 +83,7 @@ class SimDisk:
         self.logged = {hdr.zxid for hdr, _ in self.log}
 
     def install(self, tree: DataTree) -> None:
-        self.snapshots = [(tree.last_zxid, dumps(tree))]
+        self.snapshots = [(tree.last_zxid, dumps(tree), tuple(lineage(tree)))]
         self.log = []
         self.logged = set()
 
@@ -96,16 +100,22 @@ class SimDisk:
 
     def load(self, window: int) -> tuple[DataTree, History]:
         """Storage.restore with keep_replayed = window: newest snapshot + every later txn."""
-        tree = loads(self.snapshots[-1][1]) if self.snapshots else DataTree()
+        if self.snapshots:
+            tree = loads(self.snapshots[-1][1])
+            tree._sim_lineage = list(self.snapshots[-1][2])  # type: ignore[attr-defined]
+        else:
+            tree = DataTree()
+            tree._sim_lineage = []  # type: ignore[attr-defined]
         start = floor = last = tree.last_zxid
         kept: deque[tuple[TxnHeader, Txn]] = deque()
         for hdr, txn in self.log:
             if hdr.zxid <= start:
                 continue
             if hdr.zxid <= last:
-                raise LogOutOfOrder(f"zxid 0x{hdr.zxid:x} follows 0x{last:x}; log out of order")
+                raise LogOutOfOrder(f"{self.name}: zxid 0x{hdr.zxid:x} follows 0x{last:x}; log out of order")
             last = hdr.zxid
             tree.apply(hdr, txn, [])
+            tree._sim_lineage.append(hdr.zxid)  # type: ignore[attr-defined]
             kept.append((hdr, txn))
             if len(kept) > window:
                 floor = kept.popleft()[0].zxid
@@ -113,3 +123,11 @@ class SimDisk:
         for hdr, txn in kept:
             history.append(hdr, txn)
         return tree, history
+
+
+def lineage(tree: DataTree) -> list[int]:
+    """The zxids a tree was built from, in order (kept on the tree object by the simulation)."""
+    lin = getattr(tree, "_sim_lineage", None)
+    if lin is None:
+        lin = tree._sim_lineage = []  # type: ignore[attr-defined]
+    return lin

@@ -1,21 +1,24 @@
 """A whole ensemble in one process, deterministic from a seed: no threads, sockets or clocks.
 
 `SimEnsemble` runs a discrete-event loop over fake time (ms). Each server is a real
-`QuorumPeer` + `ServerCore` wired to `SimIO`, an in-memory `PeerIO`:
+`QuorumPeer` + `ServerCore` wired to `SimIO` (peerio.py), an in-memory `PeerIO`:
 
 - Election notifications travel with a random latency and are dropped across a partition or
   to a dead server (the election resends; when two servers can talk again each re-announces
   itself, as the shell does when an election link is (re)established).
 - Quorum links behave like TCP connections: FIFO, reliable while both ends are up; a partition
   holds bytes back until it heals (the ZAB timeouts still fire); a close sends a FIN after the
-  data already written; a crash closes the crashed side (the kernel sends its FIN), and data
-  arriving at a closed side is discarded. A learner dials the leader; a server that is not
+  data already written; a crash closes the crashed side (the kernel sends its FIN; a power
+  failure sends nothing more), and data arriving at a closed side is discarded. A learner dials the leader; a server that is not
   leading accepts and closes at once, like the shell.
-- Each server has a `SimDisk`; log appends become durable after a random fsync delay, one batch
-  in flight at a time (group commit), or never while the disk is held.
+- Each server has a `SimDisk` (disk.py); log appends become durable after a random fsync
+  delay, one batch in flight at a time (group commit), or never while the disk is held. A crash
+  loses what is not durable; a restart rebuilds the tree and history from the disk alone.
 - Every server's timer fires every `TICK_STEP` ms with `peer.tick(now, wall)`.
 
-Invariants (tests/sim/invariants.py) are checked on every event and raise at once.
+Clients (client.py) send raw ZooKeeper frames into a server's ServerCore. Invariants
+(invariants.py) are checked after every event and raise at once; `dump()` shows the state
+and the last events of a failing run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import itertools
 import random
 from collections import deque
 from pathlib import Path
-from typing import Callable, Hashable, NamedTuple
+from typing import Callable, NamedTuple
 
 from zkserver.config import Peer, ServerConfig
 from zkserver.core import ServerCore
@@ -34,21 +37,14 @@ from zkserver.quorum.history import DEFAULT_WINDOW
 from zkserver.quorum.messages import Notification, Packet, PeerState
 from zkserver.quorum.peer import QuorumPeer
 from zkserver.tree.datatree import DataTree
-from zkserver.txn import Txn, TxnHeader
 
-from .disk import SimDisk
+from .disk import SimDisk, lineage
 from .invariants import Invariants
+from .peerio import FIN, LEADER, LEARNER, QConn, SimIO, other
 
 WALL0 = 1_700_000_000_000
 TICK_TIME = 100
 TICK_STEP = 20
-DIAL_RETRY = 50
-LEARNER, LEADER = "learner", "leader"
-FIN = object()
-
-
-def other(side: str) -> str:
-    return LEADER if side == LEARNER else LEARNER
 
 
 class PacketRecord(NamedTuple):
@@ -60,29 +56,13 @@ class PacketRecord(NamedTuple):
     info: str = ""
 
 
-class QConn:
-    """One quorum TCP connection between a learner and a leader."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, learner: int, learner_inc: int, leader: int, leader_inc: int) -> None:
-        self.id = next(self._ids)
-        self.ends = {LEARNER: (learner, learner_inc), LEADER: (leader, leader_inc)}
-        self.open = {LEARNER: True, LEADER: True}
-        self.pipes: dict[str, deque] = {LEARNER: deque(), LEADER: deque()}  # by destination side
-        self.last_ready = {LEARNER: 0, LEADER: 0}
-
-    def __repr__(self) -> str:
-        return f"<qconn {self.id} {self.ends[LEARNER][0]}->{self.ends[LEADER][0]}>"
-
-
 class SimServer:
     def __init__(self, ens: "SimEnsemble", config: ServerConfig) -> None:
         self.ens = ens
         self.config = config
         self.sid = config.server_id
         self.observer = config.peers[self.sid].observer
-        self.disk = SimDisk()
+        self.disk = SimDisk(f"server {self.sid}" + (" (observer)" if self.observer else ""))
         self.alive = False
         self.inc = 0
         self.io: SimIO | None = None
@@ -92,6 +72,7 @@ class SimServer:
         self.snap_every: int | None = None
         self.since_snap = 0
         self.clients: list = []
+        self.incoming_lineage: tuple[int, ...] = ()  # of the snapshot in the SYNC_DATA being handled
 
     @property
     def tree(self) -> DataTree:
@@ -111,155 +92,6 @@ class SimServer:
 
     def __repr__(self) -> str:
         return f"<server {self.sid} {'up' if self.alive else 'down'} {self.state and self.state.name}>"
-
-
-class SimIO:
-    """PeerIO for one incarnation of one server."""
-
-    def __init__(self, server: SimServer) -> None:
-        self.server = server
-        self.ens = server.ens
-        self.inc = server.inc
-        self.leader_conn: QConn | None = None
-        self.inbound: dict[QConn, None] = {}
-        self.dial_gen = 0
-
-    @property
-    def live(self) -> bool:
-        return self.server.alive and self.server.inc == self.inc
-
-    @property
-    def accepted_epoch(self) -> int:
-        return self.server.disk.accepted_epoch
-
-    @property
-    def current_epoch(self) -> int:
-        return self.server.disk.current_epoch
-
-    # --- network ---------------------------------------------------------------------------
-
-    def send_election(self, sid: int, n: Notification) -> None:
-        self.ens._send_election(self.server.sid, sid, n)
-
-    def send_quorum(self, handle: Hashable, p: Packet) -> None:
-        conn = self.leader_conn if handle == "leader" else handle
-        if isinstance(conn, QConn):
-            side = LEARNER if handle == "leader" else LEADER
-            self.ens.invariants.on_send(self.server, conn, side, p)
-            self.ens._qsend(conn, side, p)
-
-    def connect_leader(self, sid: int, retry: bool = False) -> None:
-        self.dial_gen += 1
-        gen, ens = self.dial_gen, self.ens
-        deadline = ens.now + self.server.config.init_limit * self.server.config.tick_time
-        ens.after(DIAL_RETRY if retry else ens.latency(), self._dial, sid, gen, deadline)
-
-    def _dial(self, sid: int, gen: int, deadline: int) -> None:
-        ens = self.ens
-        if not self.live or gen != self.dial_gen or ens.now >= deadline:
-            return
-        target = ens.servers[sid]
-        if not ens.reachable(self.server.sid, sid):
-            ens.after(DIAL_RETRY, self._dial, sid, gen, deadline)
-            return
-        if self.leader_conn is not None:
-            ens._close_side(self.leader_conn, LEARNER)
-        conn = QConn(self.server.sid, self.inc, sid, target.inc)
-        ens.conns[conn] = None
-        self.leader_conn = conn
-        if target.peer is not None and target.peer.state == PeerState.LEADING:
-            target.io.inbound[conn] = None
-            ens._enter(target, lambda: target.peer.on_quorum_connected(conn, ens.now))
-        else:
-            ens._close_side(conn, LEADER)  # only a leader takes learners
-        ens._enter(self.server, lambda: self.server.peer.on_quorum_connected("leader", ens.now))
-
-    def close_quorum(self) -> None:
-        self.dial_gen += 1
-        conn, self.leader_conn = self.leader_conn, None
-        if conn is not None:
-            self.ens._close_side(conn, LEARNER)
-        for conn in list(self.inbound):
-            self.ens._close_side(conn, LEADER)
-        self.inbound.clear()
-
-    # --- disk ------------------------------------------------------------------------------
-
-    def append_log(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None:
-        if not batch:
-            return
-        disk = self.server.disk
-        self.ens.invariants.on_append(self.server, batch, payloads)
-        disk.queued.extend(batch)
-        if disk.in_flight is None and not disk.start_pending:
-            disk.start_pending = True
-            self.ens.after(0, self._start_write, disk.gen)
-
-    def _start_write(self, gen: int) -> None:
-        disk = self.server.disk
-        if not self.live or gen != disk.gen:
-            return
-        disk.start_pending = False
-        if disk.in_flight is not None or not disk.queued:
-            return
-        disk.in_flight, disk.queued = disk.queued, []
-        if not disk.held:
-            self.ens.after(self.ens.fsync_delay(), self._write_done, gen)
-
-    def _write_done(self, gen: int) -> None:
-        server, disk = self.server, self.server.disk
-        if not self.live or gen != disk.gen or disk.in_flight is None or disk.held:
-            return
-        batch, disk.in_flight = disk.in_flight, None
-        disk.write_log(batch)
-        self.ens.invariants.on_durable(server, batch)
-        self.ens._enter(server, lambda: server.peer.logged(batch[-1][0].zxid))
-        if not self.live:
-            return
-        if server.snap_every:
-            server.since_snap += len(batch)
-            if server.since_snap >= server.snap_every:
-                server.since_snap = 0
-                disk.take_snapshot(server.core.tree)
-        if disk.queued:
-            self._start_write(gen)
-
-    def release(self) -> None:
-        disk = self.server.disk
-        disk.held = False
-        if disk.in_flight is not None:
-            self.ens.after(self.ens.fsync_delay(), self._write_done, disk.gen)
-
-    def quiesce_log(self) -> int | None:
-        disk = self.server.disk
-        disk.queued = []
-        disk.gen += 1
-        disk.start_pending = False
-        batch, disk.in_flight = disk.in_flight, None
-        if not batch:
-            return None
-        # The shell waits for the write in flight: it reaches the disk (no `logged` call).
-        disk.write_log(batch)
-        self.ens.invariants.on_durable(self.server, batch)
-        return batch[-1][0].zxid
-
-    def set_accepted_epoch(self, epoch: int) -> None:
-        self.server.disk.accepted_epoch = epoch
-
-    def set_current_epoch(self, epoch: int) -> None:
-        self.ens.invariants.on_current_epoch(self.server, epoch)
-        self.server.disk.current_epoch = epoch
-
-    def truncate(self, zxid: int) -> DataTree:
-        self.quiesce_log()
-        self.ens.invariants.on_truncate(self.server, zxid)
-        self.server.disk.truncate(zxid)
-        tree, _ = self.server.disk.load(self.server.window)
-        return tree
-
-    def install_snapshot(self, tree: DataTree) -> None:
-        self.quiesce_log()
-        self.server.disk.install(tree)
 
 
 class SimEnsemble:
@@ -407,19 +239,26 @@ class SimEnsemble:
             if other_sid != sid:
                 self.after(self.latency(), self._link_up, sid, other_sid)
 
-    def crash(self, sid: int, keep: int = 0) -> None:
+    def crash(self, sid: int, keep: int = 0, power: bool = False) -> None:
         """Kill a server: what is not durable is lost (`keep`: a torn write kept that many
-        txns of the batch in flight). Its connections close; its clients are cut off."""
+        txns of the batch in flight); its clients are cut off. A killed process's kernel
+        still sends what was written to its sockets, then FIN; with `power`, the machine
+        dies: nothing more leaves it, and its peers only notice by their timeouts."""
         s = self.servers[sid]
         if not s.alive:
             return
-        self.log(f"crash {sid}")
+        self.log(f"crash {sid}{' (power)' if power else ''}")
         io = s.io
         s.disk.lose_volatile(keep)
-        if io.leader_conn is not None:
-            self._close_side(io.leader_conn, LEARNER)
-        for conn in list(io.inbound):
-            self._close_side(conn, LEADER)
+        sides = [(io.leader_conn, LEARNER)] if io.leader_conn is not None else []
+        sides += [(conn, LEADER) for conn in io.inbound]
+        for conn, side in sides:
+            if power:
+                conn.open[side] = False
+                conn.pipes[side].clear()
+                conn.pipes[other(side)].clear()
+            else:
+                self._close_side(conn, side)
         s.alive = False
         for client in s.clients:
             client._cut()
@@ -508,15 +347,19 @@ class SimEnsemble:
         if not conn.open[from_side]:
             return
         dest = other(from_side)
+        info = ""
         if item is not FIN:
             src, dst = conn.ends[from_side][0], conn.ends[dest][0]
             info = _info(item)
             self.packets.append(PacketRecord(self.now, src, dst, item.kind, item.zxid, info))
             if item.kind != m.Kind.PING:
                 self.log(f"{src}->{dst} {item.kind.name} 0x{item.zxid:x} {info}")
+        meta = None
+        if item is not FIN and item.kind == m.Kind.SYNC_DATA and info.startswith("SNAP"):
+            meta = tuple(lineage(self.servers[src].core.tree))  # the tree just dumped into it
         ready = max(conn.last_ready[dest], self.now + self.latency())
         conn.last_ready[dest] = ready
-        conn.pipes[dest].append((ready, item))
+        conn.pipes[dest].append((ready, item, meta))
         self.at(ready, self._pump, conn, dest)
 
     def _close_side(self, conn: QConn, side: str) -> None:
@@ -537,7 +380,9 @@ class SimEnsemble:
                 return
             if frozenset((src, dst)) in self.blocked:
                 return  # held back until the partition heals
-            _, item = pipe.popleft()
+            _, item, meta = pipe.popleft()
+            if meta is not None:
+                server.incoming_lineage = meta
             self._deliver(conn, dest, item)
 
     def _deliver(self, conn: QConn, dest: str, item) -> None:

@@ -26,6 +26,8 @@ from zkserver.quorum.learner import Learner
 from zkserver.tree.datatree import DataTree
 from zkserver.txn import Txn, TxnHeader, decode_txn, encode_txn
 
+from .disk import lineage
+
 if TYPE_CHECKING:
     from .ensemble import SimEnsemble, SimServer
 
@@ -76,10 +78,13 @@ class Invariants:
         core = s.core
         orig = core.committed
         self.applied_last.pop(s.sid, None)
+        for hdr, txn in s.disk.log:
+            self._agree(f"server {s.sid} restarts with", hdr, txn)
 
         def committed(hdr: TxnHeader, txn: Txn) -> None:
             self.on_apply(s, hdr, txn)
             orig(hdr, txn)
+            lineage(core.tree).append(hdr.zxid)
 
         core.committed = committed  # type: ignore[method-assign]
 
@@ -88,9 +93,6 @@ class Invariants:
             raw = self._agree(f"server {s.sid} logs", hdr, txn)
             if payloads is not None and payloads[i] is not None and payloads[i] != raw:
                 self.fail(f"server {s.sid} logs 0x{hdr.zxid:x} with a payload that is not its encoding")
-
-    def on_durable(self, s: "SimServer", batch) -> None:
-        pass
 
     def on_apply(self, s: "SimServer", hdr: TxnHeader, txn: Txn) -> None:
         raw = self._agree(f"server {s.sid} applies", hdr, txn)
@@ -117,10 +119,33 @@ class Invariants:
                     )
             elif disk.durable_end() < p.zxid:
                 self.fail(f"server {s.sid} acks 0x{p.zxid:x}, durable only to 0x{disk.durable_end():x}")
+        elif isinstance(role, Leader) and p.kind == m.Kind.SYNC_DATA:
+            self._check_sync_data(s, role, conn, m.read_sync_data(p))
         elif isinstance(role, Leader) and p.kind in (m.Kind.COMMIT, m.Kind.UPTODATE):
             holders = self._quorum_durable(p.zxid)
             if p.zxid > 0 and len(holders) < self._need():
                 self.fail(f"leader {s.sid} sends {p.kind.name} 0x{p.zxid:x}, durable only on {holders}")
+
+    def _check_sync_data(self, s: "SimServer", role: Leader, conn, data: m.SyncData) -> None:
+        """What a learner is sent must continue its state without a gap: every txn the leader
+        holds after the learner's new base (the snapshot, the truncation point, or its own last
+        zxid) is in the packet."""
+        if data.snapshot is not None:
+            base = role.core.tree.last_zxid
+        elif data.truncate_to is not None:
+            base = data.truncate_to
+        else:
+            base = role.links[conn].last_zxid
+        held = set(s.disk.logged) | set(s.peer.history.zxids)
+        held |= {hdr.zxid for hdr, _ in s.disk.queued + (s.disk.in_flight or [])}
+        expected = sorted(z for z in held if z > base)
+        sent = [hdr.zxid for hdr, _ in data.txns]
+        if sent != expected:
+            gap = sorted(set(expected) - set(sent))
+            self.fail(
+                f"leader {s.sid} syncs a learner from 0x{base:x} but leaves out {[hex(z) for z in gap[:10]]} "
+                f"(sent {len(sent)} txns from {hex(sent[0]) if sent else '-'}; history floor 0x{s.peer.history.floor:x})"
+            )
 
     def on_current_epoch(self, s: "SimServer", epoch: int) -> None:
         role = s.peer.role
@@ -164,18 +189,23 @@ class Invariants:
         if owner is not None and owner != (s.sid, s.inc):
             self.fail(f"two leaders established epoch {epoch}: {owner[0]} and {s.sid}")
         self.leaders[epoch] = (s.sid, s.inc)
-        history = s.peer.history
-        mine = {hdr.zxid: encode_txn(hdr, txn) for hdr, txn in history.txns}
-        top = s.tree.last_zxid
-        for z, raw in self.committed.items():
-            if z > top or (z > history.floor and mine.get(z) != raw):
-                self.fail(
-                    f"leader {s.sid} establishes epoch {epoch} without committed txn 0x{z:x} "
-                    f"(its history: floor 0x{history.floor:x}, last 0x{history.last_zxid:x}, tree 0x{top:x})"
-                )
-        for hdr, txn in history.txns:
-            self._commit(hdr, txn, self._agree(f"leader {s.sid} establishes", hdr, txn))
-        self.max_committed = max(self.max_committed, top)
+        lin = lineage(s.core.tree)
+        if any(a >= b for a, b in zip(lin, lin[1:])):
+            self.fail(f"leader {s.sid}'s tree was built out of zxid order")
+        have = set(lin)
+        missing = sorted(z for z in self.committed if z not in have)
+        if missing:
+            self.fail(
+                f"leader {s.sid} establishes epoch {epoch} without committed txns "
+                f"{[hex(z) for z in missing[:10]]} (its tree: 0x{s.tree.last_zxid:x})"
+            )
+        # Its whole initial history is committed now.
+        for z in lin:
+            raw = self.txns.get(z)
+            if raw is None:
+                self.fail(f"leader {s.sid}'s tree holds 0x{z:x}, a txn no server ever logged")
+            self.committed[z] = raw
+        self.max_committed = max(self.max_committed, s.tree.last_zxid)
 
     # --- the end ---------------------------------------------------------------------------------
 

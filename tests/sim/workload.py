@@ -16,6 +16,7 @@ from .client import Ack, SimClient
 from .ensemble import SimEnsemble
 
 KEYS = ("/r0", "/r1", "/r2")
+LAST: list = [None]  # the last simulation run_random built (for post-mortems)
 
 
 @dataclass
@@ -55,8 +56,10 @@ class Worker:
             c.set_data(self.rng.choice(KEYS), tag.encode())
         elif roll < 0.95:
             c.create(f"/e/{tag}", tag.encode(), ephemeral=True)
-        else:
+        elif roll < 0.98:
             c.get_data(self.rng.choice(KEYS))
+        else:
+            c.sync()
 
     def _server(self) -> int:
         return self.rng.choice(sorted(self.sim.servers))
@@ -85,7 +88,7 @@ class Nemesis:
             victim = sim.leader() if rng.random() < 0.5 and sim.leader() else rng.choice(up)
             disk = sim.servers[victim].disk
             keep = rng.randint(0, len(disk.in_flight)) if disk.in_flight and rng.random() < 0.5 else 0
-            sim.crash(victim, keep=keep)
+            sim.crash(victim, keep=keep, power=rng.random() < 0.3)
             self.held.pop(victim, None)
             disk.held = False
         elif roll < 0.45 and down:
@@ -114,8 +117,9 @@ def run_random(seed: int, n: int = 3, observers: int = 0, duration: int = 15_000
         observers=observers,
         seed=seed,
         window=rng.choice([None, None, 20, 5]),
-        snap_every=rng.choice([None, 7, 25]),
+        snap_every=rng.choice([None, 40, 150]),
     )
+    LAST[0] = sim
     lid = sim.wait_stable()
     setup = SimClient(sim, lid)
     assert setup.wait_connected()
@@ -149,4 +153,5 @@ def run_random(seed: int, n: int = 3, observers: int = 0, duration: int = 15_000
         for c in w.sessions:
             c.pinging = False
     sim.wait_stable()
-    return {"sim": sim, "acks": [a for w in workers for a in w.all_acks()]}
+    errors = [e for w in workers for c in w.sessions for e in c.protocol_errors]
+    return {"sim": sim, "acks": [a for w in workers for a in w.all_acks()], "client_errors": errors}

@@ -29,6 +29,9 @@ class History:
         self.zxids: deque[int] = deque()
         self.floor = floor
         self.window = window
+        # Txns above this zxid are never trimmed: they are not applied yet, and a SNAP sync
+        # (the applied tree plus every later txn) needs all of them.
+        self.applied = floor
 
     @property
     def last_zxid(self) -> int:
@@ -37,7 +40,7 @@ class History:
     def append(self, hdr: TxnHeader, txn: Txn) -> None:
         self.txns.append((hdr, txn))
         self.zxids.append(hdr.zxid)
-        while len(self.txns) > self.window:
+        while len(self.txns) > self.window and self.zxids[0] <= self.applied:
             hdr0, _ = self.txns.popleft()
             self.zxids.popleft()
             self.floor = hdr0.zxid
@@ -68,10 +71,12 @@ class SyncPlan(NamedTuple):
     txns: list[tuple[TxnHeader, Txn]]
 
 
-def plan_sync(history: History, learner_zxid: int) -> SyncPlan:
-    """DIFF if the learner's last zxid is in our history; TRUNC to the last zxid we share
-    (then DIFF) if it holds txns we do not; SNAP if it is older than what we keep."""
-    shared = history.last_at_or_below(learner_zxid)
+def plan_sync(history: History, learner_zxid: int, committed: int) -> SyncPlan:
+    """DIFF if the learner's last zxid is in our history and committed; TRUNC to the last
+    committed zxid we share (then DIFF) if it holds txns we do not, or txns not committed yet
+    (a restarted learner has applied its whole log: it must not serve those); SNAP if it is
+    older than what we keep."""
+    shared = history.last_at_or_below(min(learner_zxid, committed))
     if shared is None:
         return SyncPlan("SNAP", None, [])
     if shared == learner_zxid:

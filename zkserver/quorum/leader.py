@@ -117,7 +117,11 @@ class Leader:
                 self._send(link, m.Packet(m.Kind.LEADERINFO, make_zxid(self.epoch, 0)))
 
     def _ack_epoch(self, link: LearnerLink, current_epoch: int, last_zxid: int, now_ms: int) -> None:
-        if (current_epoch, last_zxid) > self.my_epoch_record:
+        io = self.peer.io
+        discovering = io.current_epoch != self.epoch
+        # Only during discovery: later, a learner that already synced in this epoch and
+        # comes back holds our own proposals, which is no reason to give up leading.
+        if discovering and (current_epoch, last_zxid) > self.my_epoch_record:
             # A learner has seen more than we have: we must not lead this epoch.
             self.peer.look(now_ms, f"server {link.sid} has a more recent history (0x{last_zxid:x})")
             return
@@ -125,7 +129,6 @@ class Leader:
         link.epoch_acked = True
         if not link.observer:
             self.epoch_acks.add(link.sid)
-        io = self.peer.io
         if io.current_epoch != self.epoch and self.peer.quorum(self.epoch_acks):
             io.set_current_epoch(self.epoch)
         if io.current_epoch == self.epoch:
@@ -138,7 +141,10 @@ class Leader:
         if link.synced:
             return
         history = self.peer.history
-        plan = plan_sync(history, link.last_zxid)
+        # Before we are established our whole history is about to be committed; after, only
+        # what a quorum has acknowledged is.
+        committed = self.committed if self.established else history.last_zxid
+        plan = plan_sync(history, link.last_zxid, committed)
         if plan.mode == "SNAP":
             data = m.SyncData(None, dumps(self.core.tree), [], self.committed)
             data = data._replace(txns=history.after(self.core.tree.last_zxid))

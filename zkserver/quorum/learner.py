@@ -68,7 +68,8 @@ class Learner:
             self._commit(p.zxid)
         elif kind == m.Kind.INFORM:
             item = m.read_proposal(p)
-            self.peer.accept([item], [p.body])
+            if item[0].zxid > self.peer.history.last_zxid:  # our sync may have brought it already
+                self.peer.accept([item], [p.body])
             self._commit(item[0].zxid)
         elif kind == m.Kind.PING:
             touches = self.core.touches or {}
@@ -143,7 +144,10 @@ class Learner:
     def logged(self, zxid: int) -> None:
         if self.newleader_zxid is not None:
             self._maybe_ack_newleader()
-        elif not self.observer and self.epoch is not None:
+        # Acks are cumulative. One for this batch even right after the NEWLEADER ack: the
+        # leader credits NEWLEADER only up to the sync data, and a proposal that reached the
+        # disk in the same batch would otherwise wait for the next one.
+        if self.newleader_zxid is None and not self.observer and self.epoch is not None:
             self._send(m.Packet(m.Kind.ACK, zxid))
 
     def tick(self, now_ms: int) -> None:

@@ -73,6 +73,7 @@ class QuorumPeer:
             hdr, txn = q.popleft()
             if hdr.zxid > core.tree.last_zxid:
                 core.committed(hdr, txn)
+        self.history.applied = core.tree.last_zxid
 
     def accept(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None:
         """Txns to log (durability reported by `logged`) and apply once committed. `payloads`,
