@@ -136,7 +136,9 @@ class EnsembleServer:
         self.core = ServerCore(self.config, tree, now, wall_ms())
         self.core.serving = False
         self.core.owns_sessions = False
-        self.log = GroupCommitLog(self.loop, self.storage, self.pool, self._durable, self._failed)
+        # In an ensemble the write path waits on other processes, not on our CPU: fsync on the
+        # loop, which spares the GIL hand-offs to a worker.
+        self.log = GroupCommitLog(self.loop, self.storage, self.pool, self._durable, self._failed, inline=True)
         self.peer = QuorumPeer(self.config, self.core, self, history, now)
         self.four_letter = FourLetterWords(self.core, self.peer.mode)
         self.four_letter.extra_mntr = self._mntr_extra
