@@ -66,7 +66,11 @@ class RunDir:
         """harness.log: everything the harness logs during the run."""
         handler = logging.FileHandler(self.path / "harness.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        for noisy in ("paramiko", "kazoo"):  # their INFO is per-connection chatter
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         return handler
 
 

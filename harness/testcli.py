@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -58,7 +57,6 @@ def test_command(**kw) -> None:
     from rich.console import Console
 
     console = Console()
-    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     try:
         code = TestRun(opts, console).run()
     except KeyboardInterrupt:

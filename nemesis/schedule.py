@@ -33,6 +33,7 @@ class Schedule:
         try:
             value = action()
             self.history.complete(inv, INFO, value=value)
+            log.info("nemesis %s: %s", f, value)
             return value
         except Exception as e:  # noqa: BLE001 - a failed fault is recorded, the test goes on
             log.warning("nemesis %s failed: %s", f, e)
