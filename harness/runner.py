@@ -237,9 +237,13 @@ class TestRun:
                 continue
             try:
                 for key in range(self.opts.keys):
-                    inv = self.history.invoke(process, node.name, "read", {"key": key, "value": None}, session=client.session())
+                    # Marked final: taken after healing and a sync, they show the committed
+                    # state, which lets the ZooKeeper model call a missing write lost.
+                    request = {"key": key, "value": None, "final": True}
+                    inv = self.history.invoke(process, node.name, "read", request, session=client.session())
                     done = client.invoke("read", {"key": key, "value": None})
-                    self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid, session=client.session())
+                    value = dict(done.value, final=True) if isinstance(done.value, dict) else done.value
+                    self.history.complete(inv, done.type, value=value, error=done.error, zxid=done.zxid, session=client.session())
                     process += 1
             finally:
                 client.close()

@@ -1,14 +1,16 @@
 """Process faults: SIGKILL then restart (kill), SIGSTOP then SIGCONT (pause).
 
 Targets: one random node, the leader, or a random minority. Healing restarts or resumes
-exactly the nodes this nemesis faulted; teardown does both for every node, so nothing stays
-dead or frozen whatever happened before.
+exactly the nodes this nemesis faulted; teardown undoes the fault on every node, so nothing
+stays dead or frozen whatever happened before.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from harness.db import Node
 
 from .base import NemesisContext, pick_targets
 
@@ -17,73 +19,68 @@ log = logging.getLogger(__name__)
 VARIANTS = ("one", "leader", "minority")
 
 
-class KillNemesis:
+class ProcessNemesis:
+    """A fault done to the server process of some nodes, and its undoing."""
+
+    name = "process"
+    start_f = "fault"
+    stop_f = "undo"
+
+    def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
+        self.variants = variants
+        self.victims: list[str] = []
+
+    def fault(self, ctx: NemesisContext, node: Node) -> None:
+        raise NotImplementedError
+
+    def undo(self, ctx: NemesisContext, node: Node) -> None:
+        raise NotImplementedError
+
+    def start(self, ctx: NemesisContext) -> Any:
+        variant = ctx.rng.choice(self.variants)
+        targets = pick_targets(ctx, variant)
+        for node in targets:
+            self.fault(ctx, node)
+            self.victims.append(node.name)
+        return {"variant": variant, "nodes": [n.name for n in targets]}
+
+    def heal(self, ctx: NemesisContext) -> Any:
+        by_name = {n.name: n for n in ctx.nodes}
+        done = []
+        for name in self.victims:
+            self.undo(ctx, by_name[name])
+            done.append(name)
+        self.victims.clear()
+        return {"nodes": done}
+
+    def teardown(self, ctx: NemesisContext) -> None:
+        for node in ctx.nodes:
+            try:
+                self.undo(ctx, node)
+            except Exception as e:  # noqa: BLE001 - teardown goes on to the next node
+                log.warning("%s teardown on %s: %s", self.name, node.name, e)
+        self.victims.clear()
+
+
+class KillNemesis(ProcessNemesis):
     name = "kill"
     start_f = "kill"
     stop_f = "start"
 
-    def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
-        self.variants = variants
-        self.dead: list[str] = []
+    def fault(self, ctx: NemesisContext, node: Node) -> None:
+        ctx.db.kill(node)
 
-    def start(self, ctx: NemesisContext) -> Any:
-        variant = ctx.rng.choice(self.variants)
-        targets = pick_targets(ctx, variant)
-        for node in targets:
-            ctx.db.kill(node)
-            self.dead.append(node.name)
-        return {"variant": variant, "nodes": [n.name for n in targets]}
-
-    def heal(self, ctx: NemesisContext) -> Any:
-        by_name = {n.name: n for n in ctx.nodes}
-        restarted = []
-        for name in self.dead:
-            ctx.db.start(by_name[name])
-            restarted.append(name)
-        self.dead.clear()
-        return {"nodes": restarted}
-
-    def teardown(self, ctx: NemesisContext) -> None:
-        self.dead = [n.name for n in ctx.nodes]
-        for node in ctx.nodes:
-            try:
-                if not ctx.db.is_running(node):
-                    ctx.db.start(node)
-            except Exception as e:  # noqa: BLE001
-                log.warning("could not restart %s: %s", node.name, e)
-        self.dead.clear()
+    def undo(self, ctx: NemesisContext, node: Node) -> None:
+        ctx.db.start(node)  # a no-op for a server that runs
 
 
-class PauseNemesis:
+class PauseNemesis(ProcessNemesis):
     name = "pause"
     start_f = "pause"
     stop_f = "resume"
 
-    def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
-        self.variants = variants
-        self.paused: list[str] = []
+    def fault(self, ctx: NemesisContext, node: Node) -> None:
+        ctx.db.pause(node)
 
-    def start(self, ctx: NemesisContext) -> Any:
-        variant = ctx.rng.choice(self.variants)
-        targets = pick_targets(ctx, variant)
-        for node in targets:
-            ctx.db.pause(node)
-            self.paused.append(node.name)
-        return {"variant": variant, "nodes": [n.name for n in targets]}
-
-    def heal(self, ctx: NemesisContext) -> Any:
-        by_name = {n.name: n for n in ctx.nodes}
-        resumed = []
-        for name in self.paused:
-            ctx.db.resume(by_name[name])
-            resumed.append(name)
-        self.paused.clear()
-        return {"nodes": resumed}
-
-    def teardown(self, ctx: NemesisContext) -> None:
-        for node in ctx.nodes:
-            try:
-                ctx.db.resume(node)
-            except Exception as e:  # noqa: BLE001
-                log.warning("could not resume %s: %s", node.name, e)
-        self.paused.clear()
+    def undo(self, ctx: NemesisContext, node: Node) -> None:
+        ctx.db.resume(node)

@@ -14,6 +14,8 @@ from typing import Any
 
 from jinja2 import Environment
 
+from .terminal import fmt as _fmt
+
 TEMPLATE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>zkchaos {{ name }}</title>
 <style>
@@ -43,14 +45,6 @@ During faults: {{ during }}; outside: {{ outside }}.</p>
 {% if anomalies %}<pre>{{ anomalies }}</pre>{% else %}<p>none</p>{% endif %}
 </body></html>
 """
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
 
 
 def _plots(records: list[dict[str, Any]], windows: list) -> list[tuple[str, str]]:

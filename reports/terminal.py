@@ -48,7 +48,7 @@ def follow_progress(run, time_limit: float) -> None:
             live.update(render())
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -61,7 +61,7 @@ def summary(results: dict[str, Any]) -> Group:
     stats = results.get("stats", {})
     ops = Table("op", "ok", "fail", "info", "p50 ms", "p99 ms", "max ms", title="operations")
     for f, row in sorted(stats.get("ops", {}).items()):
-        ops.add_row(f, *(_fmt(row.get(k)) for k in ("ok", "fail", "info", "p50_ms", "p99_ms", "max_ms")))
+        ops.add_row(f, *(fmt(row.get(k)) for k in ("ok", "fail", "info", "p50_ms", "p99_ms", "max_ms")))
     faults = Table("fault", "count", "during faults: ok/fail/info", title="nemesis")
     for f, n in sorted(stats.get("faults", {}).items()):
         faults.add_row(f, str(n), "")

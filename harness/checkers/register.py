@@ -1,0 +1,149 @@
+"""Register operations of one key, reduced to what the checkers reason about.
+
+Reads that failed or timed out constrain nothing and are dropped; failed writes and cas did not
+happen and are dropped (but remembered: a read of a failed write's value is a distinct anomaly).
+Writes and cas whose outcome is unknown stay as optional ops: they may take effect at any point
+after their invocation, or never.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from .history import Op, hashable, is_final_read
+
+
+@dataclass(slots=True, eq=False)
+class RegOp:
+    op: Op
+    kind: str  # "r" read, "w" write, "c" compare-and-set
+    a: Any  # read: the value seen; cas: the expected value
+    b: Any  # write / cas: the value written
+    ok: bool  # False: an info op that may or may not have taken effect
+    call: int
+    ret: float
+    final: bool  # a final/quorum read: linearizable even under ZooKeeper's model
+    session: Any
+
+
+@dataclass(slots=True)
+class KeyOps:
+    ops: list[RegOp]  # ok reads, ok/info writes and cas, sorted by invocation
+    failed_writes: dict[Any, RegOp]  # value -> a failed write/cas that would have written it
+    all_written: list[Any]  # every value any write/cas tried to write (uniqueness test)
+    dropped_reads: int
+
+
+def _field(value: Any, name: str) -> Any:
+    return hashable(value.get(name)) if isinstance(value, Mapping) else None
+
+
+def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
+    kept: list[RegOp] = []
+    failed: dict[Any, RegOp] = {}
+    written: list[Any] = []
+    dropped = 0
+    for op in ops:
+        f = "read" if op.f in ("final-read", "quorum-read") else op.f
+        if f == "read":
+            if op.type != "ok":
+                dropped += 1
+                continue
+            kept.append(RegOp(op, "r", _field(op.value, "value"), None, True, op.call, op.ret,
+                              is_final_read(op), op.session))
+            continue
+        source = op.invoke.get("value") if isinstance(op.invoke.get("value"), Mapping) else op.value
+        if f == "write":
+            reg = RegOp(op, "w", None, _field(source, "value"), op.type == "ok", op.call, op.ret, False, op.session)
+        else:
+            reg = RegOp(op, "c", _field(source, "from"), _field(source, "to"), op.type == "ok",
+                        op.call, op.ret, False, op.session)
+        written.append(reg.b)
+        if op.type == "fail":
+            failed.setdefault(reg.b, reg)
+        else:
+            kept.append(reg)
+    kept.sort(key=lambda r: r.call)
+    return KeyOps(kept, failed, written, dropped)
+
+
+def prune_unobserved(ops: list[RegOp]) -> tuple[list[RegOp], list[RegOp]]:
+    """Drop optional writes/cas that no linearization needs.
+
+    If nothing ever reads value v and no cas expects v, an unknown-outcome op writing v can be left
+    out of any linearization that contains it: only ops between it and the next write could see v,
+    and none does. An unknown cas whose expected value is never written can never apply. Repeat to
+    a fixpoint, because dropping a cas can leave its expected value unobserved in turn. This is
+    what keeps timed-out writes from blowing up the search.
+    """
+    alive = list(ops)
+    dropped: list[RegOp] = []
+    while True:
+        observed: dict[Any, int] = {}
+        producible = {None}
+        for r in alive:
+            if r.kind == "r":
+                observed[r.a] = observed.get(r.a, 0) + 1
+            elif r.kind == "c":
+                observed[r.a] = observed.get(r.a, 0) + 1
+            if r.kind != "r":
+                producible.add(r.b)
+        keep = []
+        for r in alive:
+            if not r.ok and (r.b not in observed or (r.kind == "c" and r.a not in producible)):
+                dropped.append(r)
+            else:
+                keep.append(r)
+        if len(keep) == len(alive):
+            return keep, dropped
+        alive = keep
+
+
+def values_unique(key_ops: KeyOps) -> bool:
+    """True when every write/cas (including failed ones) writes a distinct, non-null value."""
+    seen = set()
+    for v in key_ops.all_written:
+        if v is None or v in seen:
+            return False
+        seen.add(v)
+    return True
+
+
+def zxid_of(r: RegOp) -> int | None:
+    """The server's position for an acknowledged write or cas, when the history recorded it."""
+    z = r.op.zxid if r.ok and r.kind != "r" else None
+    return z if isinstance(z, int) and not isinstance(z, bool) else None
+
+
+def zxid_register_step(state: tuple, r: RegOp) -> Any:
+    """The register, plus the server's order: acknowledged writes with zxids linearize in zxid
+    order. The state is (value, largest zxid so far); the zxid part is a function of the set of
+    linearized ops, so it does not multiply the search's configurations."""
+    value, last = state
+    z = zxid_of(r)
+    if z is not None and z <= last:
+        return NOT_ALLOWED
+    nxt = register_step(value, r)
+    if nxt is NOT_ALLOWED:
+        return NOT_ALLOWED
+    return (nxt, last) if z is None else (nxt, z)
+
+
+def register_step(state: Any, r: RegOp) -> Any:
+    """The sequential register: returns the next state, or NOT_ALLOWED."""
+    if r.kind == "r":
+        return state if r.a == state else NOT_ALLOWED
+    if r.kind == "w":
+        return r.b
+    return r.b if r.a == state else NOT_ALLOWED
+
+
+class _NotAllowed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_ALLOWED"
+
+
+NOT_ALLOWED: Any = _NotAllowed()
