@@ -1,0 +1,97 @@
+"""`zkchaos analyze` on histories written by hand, as another tool would write them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class H:
+    """A history builder: ops as (process, f, value, outcome) in real-time order."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.t = 0
+
+    def add(self, process, type_, f, value, zxid=None):
+        self.t += 1_000_000
+        self.records.append(
+            {"index": len(self.records), "time_ns": self.t, "process": process, "node": "n1", "type": type_,
+             "f": f, "value": value, "error": None, "zxid": zxid, "session": None}
+        )
+
+    def op(self, process, f, value, outcome="ok", result=None, zxid=None):
+        self.add(process, "invoke", f, value)
+        self.add(process, outcome, f, result if result is not None else value, zxid)
+        return self
+
+
+def _store(tmp_path: Path, h: H, consistency: str = "zookeeper") -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "test.json").write_text(json.dumps({"workload": "register", "consistency": consistency, "name": "hand"}))
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in h.records))
+    return run
+
+
+def analyze(run: Path, *extra: str) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(run), *extra], capture_output=True, text=True, cwd=REPO, timeout=120)
+    return done.returncode, json.loads((run / "results.json").read_text())
+
+
+def test_valid_history(tmp_path):
+    h = H().op(0, "write", {"key": 0, "value": 1}).op(1, "read", {"key": 0, "value": None}, result={"key": 0, "value": 1})
+    code, results = analyze(_store(tmp_path, h))
+    assert code == 0 and results["valid"] is True
+
+
+def test_lost_write_is_invalid_under_both_models(tmp_path):
+    h = (
+        H()
+        .op(0, "write", {"key": 0, "value": 1})
+        .op(0, "write", {"key": 0, "value": 2})
+        .op(1, "read", {"key": 0, "value": None, "final": True}, result={"key": 0, "value": 1, "final": True})
+    )
+    run = _store(tmp_path, h)
+    code, results = analyze(run)
+    assert code == 1 and results["valid"] is False
+    code, results = analyze(run, "--consistency", "linearizable")
+    assert code == 1 and results["valid"] is False
+
+
+def test_stale_read_is_allowed_by_zookeeper_only(tmp_path):
+    h = (
+        H()
+        .op(0, "write", {"key": 0, "value": 1})
+        .op(0, "write", {"key": 0, "value": 2})
+        .op(1, "read", {"key": 0, "value": None}, result={"key": 0, "value": 1})
+    )
+    run = _store(tmp_path, h)
+    assert analyze(run)[0] == 0
+    code, results = analyze(run, "--consistency", "linearizable")
+    assert code == 1
+    anomalies = results["register"]["anomalies"]
+    assert anomalies and anomalies[0]["zookeeper"] == "allowed"
+
+
+def test_history_with_repeated_values_from_another_tool(tmp_path):
+    h = H()
+    for i in range(30):
+        v = i % 5
+        h.op(i % 3, "write", {"key": 0, "value": v}).op(3, "read", {"key": 0, "value": None}, result={"key": 0, "value": v})
+    h.op(0, "cas", {"key": 0, "from": 4, "to": 0})
+    code, results = analyze(_store(tmp_path, h, "linearizable"))
+    assert code == 0 and results["valid"] is True
+
+
+def test_missing_history_is_a_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 1 and "no history.jsonl" in done.stderr
