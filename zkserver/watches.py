@@ -79,6 +79,8 @@ class WatchTable:
 
     def trigger(self, path: str, event: EventType, suppress: set[Hashable] | None = None) -> set[Hashable]:
         """Watchers to notify of `event` on `path`; one-shot watches are consumed."""
+        if not self.recursive_count and path not in self.by_path:
+            return set()  # the common case: nobody watches this path or its ancestors
         fired: set[Hashable] = set()
         for candidate, is_ancestor in self._paths_to_match(path):
             watchers = self.by_path.get(candidate)

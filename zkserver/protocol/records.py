@@ -260,9 +260,34 @@ DECODERS: dict[int, Callable[[Reader], NamedTuple]] = {
 }
 
 
+_I = struct.Struct(">i")
+
+
+def _fast_set_data(body: bytes, pos: int) -> SetDataRequest | None:
+    """setData decoded with three struct calls instead of a Reader per field; None sends
+    anything unusual (null or bad lengths, truncation) down the general path."""
+    (n,) = _I.unpack_from(body, pos)
+    end = pos + 4 + n
+    if n < 0 or end + 8 > len(body):
+        return None
+    path = body[pos + 4 : end].decode("utf-8", "replace")
+    (m,) = _I.unpack_from(body, end)
+    if m < 0 or end + 8 + m > len(body):
+        return None
+    data = body[end + 4 : end + 4 + m]
+    return SetDataRequest(path, data, _I.unpack_from(body, end + 4 + m)[0])
+
+
 def decode_request(opcode: int, body: bytes, offset: int = 0, max_buffer: int = DEFAULT_MAX_BUFFER) -> NamedTuple:
     """Decode a request body. Raises ZkError(MARSHALLINGERROR) on malformed bytes,
     ZkError(UNIMPLEMENTED) on an opcode this server does not know."""
+    if opcode == OpCode.SET_DATA and len(body) - offset <= max_buffer:
+        try:
+            fast = _fast_set_data(body, offset)
+        except struct.error:
+            fast = None
+        if fast is not None:
+            return fast
     decode = DECODERS.get(opcode)
     if decode is None:
         raise ZkError(Err.UNIMPLEMENTED, f"opcode {opcode}")
