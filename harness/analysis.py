@@ -91,8 +91,32 @@ def check(records: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, A
     return check_register(records, consistency=consistency, time_limit=float(options.get("check_time_limit") or 60.0))
 
 
+def missing_final_reads(records: list[dict[str, Any]]) -> list[Any]:
+    """Keys no final read succeeded on, when the history has final reads at all. Without one
+    a lost write can look like a stale read ZooKeeper allows, so the verdict cannot be valid."""
+    final_invoked = any(isinstance(r["value"], dict) and r["value"].get("final") for r in records if r["type"] == "invoke")
+    if not final_invoked:
+        return []
+    keys, seen = set(), set()
+    for r in records:
+        v = r["value"]
+        if r["process"] == NEMESIS or not isinstance(v, dict) or "key" not in v:
+            continue
+        keys.add(v["key"])
+        if r["type"] == "ok" and r["f"] == "read" and v.get("final"):
+            seen.add(v["key"])
+    return sorted(keys - seen, key=str)
+
+
 def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: dict[str, Any], console=None) -> dict[str, Any]:
     checked = check(records, options)
+    missing = missing_final_reads(records)
+    if missing and checked.get("valid") is True:
+        checked = dict(checked, valid="unknown")
+        checked["explanation"] = (
+            f"no successful final read of key(s) {', '.join(map(str, missing))}: "
+            "a lost write cannot be ruled out"
+        )
     results = {
         "valid": checked.get("valid", "unknown"),
         "explanation": checked.get("explanation", ""),

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
 NEMESIS = "nemesis"
 FIELDS = ("index", "time_ns", "process", "node", "type", "f", "value", "error", "zxid", "session")
+REQUIRED = ("index", "time_ns", "process", "type", "f")
 
 
 class HistoryRecorder:
@@ -72,9 +73,10 @@ class HistoryRecorder:
         )
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        with self.lock:  # a straggling worker may still be recording
+            if self.file is not None:
+                self.file.close()
+                self.file = None
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -89,6 +91,13 @@ def read_history(path: Path) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: not a JSON object ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{lineno}: expected an operation object, got {type(rec).__name__}")
+            missing = [k for k in REQUIRED if k not in rec]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing {', '.join(missing)}")
+            if not isinstance(rec["time_ns"], int) or not isinstance(rec["index"], int):
+                raise ValueError(f"{path}:{lineno}: index and time_ns must be integers")
             for key in FIELDS:
                 rec.setdefault(key, None)
             if rec["type"] not in (INVOKE, OK, FAIL, INFO):

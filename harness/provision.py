@@ -28,11 +28,12 @@ def parse_nodes(spec: list[str], nodes_file: str | None = None) -> list[str]:
     return unique
 
 
-def provision(opts, say: Callable[[str], None]) -> tuple[Any, list[Node]]:
-    """(the local cluster we made or None, the nodes), every node already answering SSH."""
+def provision(opts, say: Callable[[str], None], run) -> list[Node]:
+    """The nodes, every one already answering SSH. A local cluster this run creates is put on
+    `run.cluster` before it is built, so a failure or Ctrl-C half-way still removes it; a
+    cluster that already existed (the user's `zkchaos cluster up`) is used and left alone."""
     from .remote import NodeSpec, connect_all
 
-    cluster = None
     if opts.nodes:
         specs = [
             NodeSpec(
@@ -51,27 +52,43 @@ def provision(opts, say: Callable[[str], None]) -> tuple[Any, list[Node]]:
         from .cluster.local import LocalCluster
 
         cluster = LocalCluster()
-        say(f"creating a local cluster of {opts.local_nodes} nodes (network namespaces)")
-        specs = cluster.up(opts.local_nodes)
+        run.hold_local_lock()
+        if cluster.bridge_exists():
+            say(f"using the existing local cluster ({cluster.bridge}); it stays up afterwards")
+            specs = cluster.up(opts.local_nodes)
+        else:
+            run.cluster = cluster
+            say(f"creating a local cluster of {opts.local_nodes} nodes (network namespaces)")
+            specs = cluster.up(opts.local_nodes)
         local = True
     remotes = connect_all(specs)  # one-line error naming the host if any is unreachable
-    nodes = [
-        Node(name=spec.name, address=_address(spec, remotes[spec.name]), remote=remotes[spec.name], local=local, id=i)
-        for i, spec in enumerate(specs, 1)
-    ]
-    return cluster, nodes
+    run.remotes = remotes
+    nodes = []
+    for i, spec in enumerate(specs, 1):
+        address = _address(spec, remotes[spec.name])
+        nodes.append(Node(name=spec.name, address=address, remote=remotes[spec.name], local=local, id=i))
+    return nodes
 
 
 def _address(spec, remote) -> str:
-    """The address peers and clients use: the SSH host, resolved on the node if it is a name."""
+    """The address peers and clients use: the one our SSH connection reached. Resolving the
+    name on the node itself can give 127.0.1.1 (Debian's /etc/hosts), which would point the
+    ensemble, and our clients, at loopback."""
+    import ipaddress
+
+    address = remote.peer_address() if hasattr(remote, "peer_address") else spec.host
+    if ipaddress.ip_address(address).is_loopback and not _all_loopback(spec):
+        raise RuntimeError(f"{spec.name}: reached over loopback ({address}); give each node an address its peers can use")
+    return address
+
+
+def _all_loopback(spec) -> bool:
     import ipaddress
 
     try:
-        ipaddress.ip_address(spec.host)
-        return spec.host
+        return ipaddress.ip_address(spec.host).is_loopback
     except ValueError:
-        out = remote.run(f"getent ahostsv4 {spec.host} | head -1 | cut -d' ' -f1", timeout=20, check=False).stdout.strip()
-        return out or spec.host
+        return False
 
 
 def collect_and_teardown(run, run_dir) -> None:
@@ -94,9 +111,9 @@ def collect_and_teardown(run, run_dir) -> None:
     if nodes:
         with ThreadPoolExecutor(len(nodes)) as pool:
             list(pool.map(one, nodes))
-    for node in nodes:
+    for remote in getattr(run, "remotes", {}).values():
         try:
-            node.remote.close()
+            remote.close()
         except Exception:  # noqa: BLE001
             pass
     if run.cluster is not None:

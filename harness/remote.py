@@ -76,7 +76,7 @@ class Remote(Protocol):
     name: str
 
     def run(self, cmd: str, timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-            sudo: bool = False, stdin: str | bytes | None = None) -> RunResult: ...
+            sudo: bool = True, stdin: str | bytes | None = None) -> RunResult: ...
 
     def upload(self, local_path: str | Path, remote_path: str) -> None: ...
 
@@ -154,6 +154,13 @@ class SSHRemote:
             transport.set_keepalive(15)  # notice a vanished node instead of hanging
         return cls(spec, client)
 
+    def peer_address(self) -> str:
+        """The address this connection actually reached (what peers and clients should use)."""
+        transport = self._client.get_transport()
+        if transport is None:
+            return self.spec.host
+        return transport.getpeername()[0]
+
     def _wrap(self, cmd: str, timeout: float | None, sudo: bool) -> str:
         # Always /bin/sh, whatever the login shell, so a command means the same on every host.
         wrapped = f"sh -c {shlex.quote(cmd)}"
@@ -168,11 +175,19 @@ class SSHRemote:
         return f"{wrapped}; exit $?"
 
     def run(self, cmd: str, timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-            sudo: bool = False, stdin: str | bytes | None = None) -> RunResult:
-        """Run `cmd` under /bin/sh (through `sudo -n` when sudo and the user is not root)."""
+            sudo: bool = True, stdin: str | bytes | None = None) -> RunResult:
+        """Run `cmd` under /bin/sh, through `sudo -n` unless we log in as root (the harness
+        manages servers, iptables and /var/lib paths, which need root on every node)."""
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
-            raise RemoteError(f"{self.spec.label}: connection is closed", host=self.spec.host, command=cmd)
+            # A dropped link (a partition of the controller's path, a restarted sshd): try
+            # one new connection before giving up, so heals and teardown still reach the node.
+            try:
+                fresh = SSHRemote.connect(self.spec)
+            except RemoteError as e:
+                raise RemoteError(f"{self.spec.label}: connection is closed ({e})", host=self.spec.host, command=cmd) from e
+            self._client, self._sftp = fresh._client, None
+            transport = self._client.get_transport()
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         try:
@@ -283,7 +298,7 @@ def connect_all(specs: Iterable[NodeSpec], timeout: float = CONNECT_TIMEOUT) -> 
 
 
 def run_all(remotes: Mapping[str, Remote], cmd: str, timeout: float | None = DEFAULT_TIMEOUT,
-            check: bool = True, sudo: bool = False,
+            check: bool = True, sudo: bool = True,
             stdin: str | bytes | None = None) -> dict[str, RunResult]:
     """Run one command on every node at once. With check, any failure raises after all finish."""
     if not remotes:

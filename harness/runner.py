@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from .db import Node, ServerDB, make_db
 from .history import INFO, HistoryRecorder
@@ -24,6 +27,28 @@ from .store import RunDir, test_record
 log = logging.getLogger(__name__)
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_HARNESS = 0, 1, 2, 3
+FINAL_READ_PROCESS = 10**9
+
+
+def _interrupt_on_signals() -> dict:
+    """SIGTERM (a CI timeout) and SIGHUP (the controller's session dropped) end a run the way
+    Ctrl-C does, so the faults are healed and the nodes torn down."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, interrupt if sig != signal.SIGINT else signal.default_int_handler)
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 @dataclass
@@ -102,34 +127,76 @@ class TestRun:
         self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
         self.schedule = None
         self.stop = threading.Event()
+        self.history: HistoryRecorder | None = None
+        self.workers: list[threading.Thread] = []
+        self.workload_done = False
+        self.interrupted = False
+        self.local_lock = None
 
     # --- the whole run ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        """The whole test; faults healed and nodes torn down on every way out (errors,
+        Ctrl-C, SIGTERM, SIGHUP), then the check on the collected history."""
         opts = self.opts
-        self.run_dir = RunDir.create(Path(opts.store), opts.test_name())
-        handler = self.run_dir.attach_log()
-        start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.run_dir.write_json(self.run_dir.test_json, test_record(asdict(opts), opts.test_name(), start_time))
-        self.history = HistoryRecorder(self.run_dir.history)
         code = EXIT_HARNESS
+        handler = None
+        previous = _interrupt_on_signals()
         try:
+            self.run_dir = RunDir.create(Path(opts.store), opts.test_name())
+            handler = self.run_dir.attach_log()
+            start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self.run_dir.write_json(self.run_dir.test_json, test_record(asdict(opts), opts.test_name(), start_time))
+            self.history = HistoryRecorder(self.run_dir.history)
             self._provision()
             self._start_db()
             self._workload()
-            self.state.phase = "checking"
-            code = self._check()
+            self.workload_done = True
         except KeyboardInterrupt:
             log.warning("interrupted: healing and tearing down")
-            raise
+            self._say("interrupted: healing and tearing down...")
+            self.interrupted = True
         except Exception as e:  # noqa: BLE001 - reported as a harness failure (exit 3)
             log.exception("harness failure: %s", e)
-            self._say(f"[red]harness failure:[/] {e}")
+            self._say(f"[red]harness failure:[/] {escape(str(e))}")
         finally:
-            self._cleanup()
-            self.history.close()
-            logging.getLogger().removeHandler(handler)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the teardown
+            try:
+                self._cleanup()
+            finally:
+                _restore_signals(previous)
+                if self.history is not None:
+                    self.history.close()
+        try:
+            if self.workload_done:
+                self.state.phase = "checking"
+                code = self._check()
+        except Exception as e:  # noqa: BLE001
+            log.exception("checking failed: %s", e)
+            self._say(f"[red]harness failure while checking:[/] {escape(str(e))}")
+            code = EXIT_HARNESS
+        finally:
+            if handler is not None:
+                logging.getLogger().removeHandler(handler)
+            if self.local_lock is not None:
+                self.local_lock.close()
+        if self.interrupted:
+            raise KeyboardInterrupt
         return code
+
+    def hold_local_lock(self) -> None:
+        """One local-cluster test at a time: two would share the namespaces and node dirs."""
+        import fcntl
+
+        path = Path("/var/lib/zkchaos")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = open(path / "test.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise RuntimeError("another zkchaos test is using the local cluster; wait for it to finish") from None
+        self.local_lock = lock
 
     def _say(self, msg: str) -> None:
         if self.console is not None:
@@ -142,7 +209,7 @@ class TestRun:
         from .provision import provision
 
         self.state.phase = "provisioning"
-        self.cluster, self.nodes = provision(self.opts, self._say)
+        self.nodes = provision(self.opts, self._say, self)
         # test.json names the nodes actually used (a local cluster's are made up here).
         record = self.run_dir.read_json(self.run_dir.test_json)
         record["nodes"] = [f"{n.name}={n.address}" if n.name != n.address else n.name for n in self.nodes]
@@ -169,7 +236,9 @@ class TestRun:
         limiter = RateLimiter(opts.rate)
         ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()))
         self.schedule = Schedule(make_nemeses(opts.nemesis), ctx, self.history, opts.nemesis_interval)
-        workers = [threading.Thread(target=self._worker, args=(i, limiter), daemon=True) for i in range(opts.concurrency)]
+        workers = self.workers = [
+            threading.Thread(target=self._worker, args=(i, limiter), daemon=True) for i in range(opts.concurrency)
+        ]
         nemesis_thread = threading.Thread(target=self.schedule.run, args=(self.stop,), daemon=True)
         self.state.started = time.monotonic()
         self.state.phase = "running"
@@ -181,15 +250,17 @@ class TestRun:
         follow_progress(self, opts.time_limit)
         self.stop.set()
         nemesis_thread.join(timeout=opts.nemesis_interval + 60)
+        # One deadline for all workers: an op in flight takes at most a few op timeouts.
+        deadline = time.monotonic() + 3 * opts.op_timeout + 10
         for t in workers:
-            t.join(timeout=opts.op_timeout + 10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self.state.phase = "healing"
         self.schedule.teardown()
         self.state.phase = "recovering"
         try:
             self.db.wait_ready(self.nodes, timeout=opts.recovery_time)
         except TimeoutError as e:
-            self._say(f"[yellow]not healthy after healing:[/] {e}")
+            self._say(f"[yellow]not healthy after healing:[/] {escape(str(e))}")
         self.state.phase = "final reads"
         self._final_reads()
 
@@ -226,13 +297,13 @@ class TestRun:
         """After healing: every key read (after a sync) through every node."""
         from workloads.register import RegisterClient
 
-        process = 10**6
+        process = FINAL_READ_PROCESS  # far above any worker's process id
         for node in self.nodes:
             client = RegisterClient(f"{node.address}:2181", self.opts.op_timeout * 2, read_mode="sync")
             try:
-                client.open(timeout=self.opts.recovery_time)
+                client.open(timeout=max(self.opts.recovery_time, self.opts.op_timeout))
             except Exception as e:  # noqa: BLE001
-                self._say(f"[yellow]final reads: cannot reach {node.name}: {e}[/]")
+                self._say(f"[yellow]final reads: cannot reach {node.name}:[/] {escape(str(e))}")
                 client.close()
                 continue
             try:
@@ -255,12 +326,15 @@ class TestRun:
         return exit_code(results["valid"])
 
     def _cleanup(self) -> None:
+        """Every step attempted whatever the others do: heal, collect logs, teardown."""
         self.stop.set()
         if self.schedule is not None:
             try:
                 self.schedule.teardown()
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 log.warning("final heal failed: %s", e)
+        if getattr(self, "run_dir", None) is None:
+            return
         from .provision import collect_and_teardown
 
         collect_and_teardown(self, self.run_dir)

@@ -77,6 +77,8 @@ class RunDir:
 def test_record(options: dict[str, Any], name: str, start_time: str) -> dict[str, Any]:
     """test.json: the options as a flat object (CLI names with underscores), plus name and start_time."""
     record = {k.replace("-", "_"): v for k, v in options.items()}
+    if record.get("ssh_password"):
+        record["ssh_password"] = "***"  # test.json is archived and shared
     record["name"] = name
     record["start_time"] = start_time
     return record

@@ -12,6 +12,25 @@ from .runner import EXIT_HARNESS, TestOptions, TestRun, exit_code
 NEMESES = ("partition", "kill", "pause", "none")
 
 
+class HarnessCommand(click.Command):
+    """Exit codes of the harness: 0 valid, 1 invalid, 2 unknown, so a mistake on the command
+    line or any other failure to run is 3 (click would say 1 or 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as e:
+            e.exit_code = EXIT_HARNESS
+            raise
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            e.exit_code = EXIT_HARNESS
+            raise
+
+
 def _nemesis_list(ctx, param, value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     bad = [n for n in names if n not in NEMESES]
@@ -20,7 +39,7 @@ def _nemesis_list(ctx, param, value: str) -> list[str]:
     return [n for n in names if n != "none"]
 
 
-@click.command("test")
+@click.command("test", cls=HarnessCommand)
 @click.option("--workload", default="register", show_default=True, type=click.Choice(["register"]))
 @click.option("--nemesis", default="partition,kill,pause", show_default=True, callback=_nemesis_list,
               help="Comma-separated fault families: partition, kill, pause, or none.")
@@ -42,7 +61,7 @@ def _nemesis_list(ctx, param, value: str) -> list[str]:
 @click.option("--ssh-password", default=None)
 @click.option("--strict-host-keys", is_flag=True, help="Check SSH host keys (off by default for throwaway nodes).")
 @click.option("--op-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 600))
-@click.option("--recovery-time", default=30.0, show_default=True, type=click.FloatRange(0, 3600))
+@click.option("--recovery-time", default=30.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option("--tick-time", default=500, show_default=True, type=click.IntRange(10, 60000), help="tickTime of the servers.")
 @click.option("--zookeeper-path", default=None, help="An Apache ZooKeeper install (lib dir) instead of the Debian package.")
 @click.option("--seed", default=None, type=int)
@@ -52,7 +71,11 @@ def test_command(**kw) -> None:
     """Run a workload against an ensemble while faults are injected, then check the history."""
     from .provision import parse_nodes
 
-    kw["nodes"] = parse_nodes(list(kw.pop("nodes")), kw.pop("nodes_file"))
+    given = list(kw.pop("nodes"))
+    nodes_file = kw.pop("nodes_file")
+    kw["nodes"] = parse_nodes(given, nodes_file)
+    if (given or nodes_file) and not kw["nodes"]:
+        raise click.BadParameter("no hosts given (--nodes / --nodes-file is empty)", param_hint="--nodes")
     opts = TestOptions(**kw)
     from rich.console import Console
 
@@ -65,7 +88,7 @@ def test_command(**kw) -> None:
     sys.exit(code)
 
 
-@click.command("analyze")
+@click.command("analyze", cls=HarnessCommand)
 @click.argument("store_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--consistency", default=None, type=click.Choice(["zookeeper", "linearizable"]),
               help="Override the model recorded in test.json.")
@@ -79,4 +102,6 @@ def analyze_command(store_dir: str, consistency: str | None) -> None:
         results = analyze_store(Path(store_dir), Console(), consistency)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - one line, exit 3, never a traceback
+        raise click.ClickException(f"cannot analyze {store_dir}: {type(e).__name__}: {e}") from None
     sys.exit(exit_code(results["valid"]))

@@ -96,14 +96,28 @@ class PartitionNemesis:
         return {"variant": variant, "grudge": {k: sorted(v) for k, v in grudge.items() if v}}
 
     def heal(self, ctx: NemesisContext) -> Any:
+        """Delete each rule we added; a node we cannot reach keeps its entries, so the next
+        heal (or teardown) tries again, and the failure is raised after the others are done."""
         by_name = {n.name: n for n in ctx.nodes}
-        healed = {}
+        healed: dict[str, int] = {}
+        failed: list[str] = []
         for name, sources in list(self.added.items()):
             node = by_name[name]
+            left = []
             for src in sources:
-                node.remote.run(f"iptables -w -D {_rule(src)}", timeout=30, check=False)
-            healed[name] = len(sources)
-        self.added.clear()
+                try:
+                    node.remote.run(f"iptables -w -D {_rule(src)}", timeout=30, check=False)
+                except Exception as e:  # noqa: BLE001 - go on with the other nodes
+                    log.warning("could not remove a partition rule on %s: %s", name, e)
+                    left.append(src)
+            healed[name] = len(sources) - len(left)
+            if left:
+                self.added[name] = left
+                failed.append(name)
+            else:
+                del self.added[name]
+        if failed:
+            raise RuntimeError(f"partition rules still in place on {', '.join(failed)}")
         return {"removed_rules": healed}
 
     def teardown(self, ctx: NemesisContext) -> None:

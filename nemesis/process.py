@@ -45,12 +45,19 @@ class ProcessNemesis:
         return {"variant": variant, "nodes": [n.name for n in targets]}
 
     def heal(self, ctx: NemesisContext) -> Any:
+        """Undo on every victim; one we cannot reach stays listed for the next attempt."""
         by_name = {n.name: n for n in ctx.nodes}
-        done = []
+        done, left = [], []
         for name in self.victims:
-            self.undo(ctx, by_name[name])
-            done.append(name)
-        self.victims.clear()
+            try:
+                self.undo(ctx, by_name[name])
+                done.append(name)
+            except Exception as e:  # noqa: BLE001 - go on with the other victims
+                log.warning("%s: could not undo on %s: %s", self.name, name, e)
+                left.append(name)
+        self.victims = left
+        if left:
+            raise RuntimeError(f"{self.name} still in effect on {', '.join(left)}")
         return {"nodes": done}
 
     def teardown(self, ctx: NemesisContext) -> None:

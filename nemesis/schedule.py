@@ -28,40 +28,47 @@ class Schedule:
         self.faults = 0
         self.lock = threading.Lock()
 
-    def _record(self, f: str, action) -> Any:
+    def _record(self, f: str, action) -> tuple[bool, Any]:
         inv = self.history.invoke(NEMESIS, None, f, None)
         try:
             value = action()
             self.history.complete(inv, INFO, value=value)
             log.info("nemesis %s: %s", f, value)
-            return value
-        except Exception as e:  # noqa: BLE001 - a failed fault is recorded, the test goes on
+            return True, value
+        except Exception as e:  # noqa: BLE001 - a failed step is recorded, the test goes on
             log.warning("nemesis %s failed: %s", f, e)
             self.history.complete(inv, INFO, value=None, error=f"{type(e).__name__}: {e}")
-            return None
+            return False, None
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: wait, fault, wait, heal, ..."""
         if not self.nemeses:
             return
         while not stop.wait(self.interval_s):
+            if self.active is not None:
+                self.heal()  # a heal that failed earlier: retry before any new fault
+                continue
             with self.lock:
                 if stop.is_set():
                     break
                 nemesis = self.ctx.rng.choice(self.nemeses)
                 self.active = nemesis
-                self.active_desc = self._record(nemesis.start_f, lambda: nemesis.start(self.ctx))
+                _, self.active_desc = self._record(nemesis.start_f, lambda: nemesis.start(self.ctx))
                 self.faults += 1
             if stop.wait(self.interval_s):
                 break
             self.heal()
 
     def heal(self) -> None:
+        """Undo the active fault. If that fails it stays active: no new fault is stacked on
+        top, and the next heal (at the latest the final one) tries again."""
         with self.lock:
-            nemesis, self.active = self.active, None
-            self.active_desc = None
-            if nemesis is not None:
-                self._record(nemesis.stop_f, lambda: nemesis.heal(self.ctx))
+            nemesis = self.active
+            if nemesis is None:
+                return
+            healed, _ = self._record(nemesis.stop_f, lambda: nemesis.heal(self.ctx))
+            if healed:
+                self.active, self.active_desc = None, None
 
     def teardown(self) -> None:
         """The final heal: undo the active fault, then let every family sweep what is left."""

@@ -50,8 +50,10 @@ class RegisterClient:
         self.started = True
 
     def session(self) -> str | None:
-        sid = self.zk.client_id
-        return f"0x{sid[0]:x}" if sid else None
+        # kazoo's client_id is None while it is disconnected, but the session lives on (and a
+        # reconnect resumes it): its last id is the right one to record.
+        sid = self.zk._session_id or (self.zk.client_id[0] if self.zk.client_id else None)
+        return f"0x{sid:x}" if sid else None
 
     def close(self) -> None:
         try:

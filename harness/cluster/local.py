@@ -122,8 +122,7 @@ class LocalCluster:
         if conflicts:
             raise ClusterError(f"{self.subnet} is already in use here ({conflicts[0]}); pick another subnet")
         self._make_keys(n)
-        if netns.blackhole_present(self.subnet):
-            sh(["ip", "route", "del", "blackhole", str(self.subnet)])
+        netns.hold_subnet(self.subnet)
         bridge_ip = f"{self.subnet.network_address + 1}/{self.subnet.prefixlen}"
         sh(["ip", "link", "add", self.bridge, "type", "bridge"])
         sh(["ip", "addr", "add", bridge_ip, "dev", self.bridge])
@@ -274,10 +273,11 @@ class LocalCluster:
             if self._veth_re.fullmatch(link) or link == self.bridge:
                 sh(["ip", "link", "del", link], check=False)
                 removed.append(f"link {link}")
-        # Hold the subnet with a blackhole, unless someone else's route owns it (then leave it be).
-        if not netns.blackhole_present(self.subnet) and not netns.subnet_conflicts(self.subnet, self.bridge):
-            sh(["ip", "route", "add", "blackhole", str(self.subnet)])
-            removed.append(f"(added blackhole route {self.subnet})")
+        # Hold the subnet with the permanent blackhole, unless someone else's route owns it.
+        if not netns.subnet_conflicts(self.subnet, self.bridge):
+            if netns.HOLD_METRIC not in netns.blackhole_metrics(self.subnet):
+                removed.append(f"(added blackhole route {self.subnet})")
+            netns.hold_subnet(self.subnet)
         self._state_file().unlink(missing_ok=True)
         for p in self.state_dir.glob("n*"):
             if p.is_dir() and re.fullmatch(r"n\d+", p.name):

@@ -135,7 +135,30 @@ def subnet_conflicts(subnet: ipaddress.IPv4Network, bridge: str) -> list[str]:
 
 
 def blackhole_present(subnet: ipaddress.IPv4Network) -> bool:
-    return any(r.get("type") == "blackhole" for r in ip_json("-4", "route", "show", "exact", str(subnet)))
+    return bool(blackhole_metrics(subnet))
+
+
+def blackhole_metrics(subnet: ipaddress.IPv4Network) -> list[int]:
+    """Metrics of the blackhole routes that hold exactly this subnet."""
+    routes = ip_json("-4", "route", "show", "exact", str(subnet))
+    return [int(r.get("metric", 0)) for r in routes if r.get("type") == "blackhole"]
+
+
+# A blackhole with a high metric stays for good: while the bridge exists its connected route
+# (metric 0) wins; the moment the bridge goes, the blackhole takes over. There is never a
+# window in which the subnet follows the default route off the machine.
+HOLD_METRIC = 4242
+
+
+def hold_subnet(subnet: ipaddress.IPv4Network) -> None:
+    """Make sure the permanent blackhole is there, then drop any metric-0 one an older run
+    left (it would clash with the bridge's connected route)."""
+    metrics = blackhole_metrics(subnet)
+    if HOLD_METRIC not in metrics:
+        sh(["ip", "route", "add", "blackhole", str(subnet), "metric", str(HOLD_METRIC)])
+    for metric in metrics:
+        if metric != HOLD_METRIC:
+            sh(["ip", "route", "del", "blackhole", str(subnet), "metric", str(metric)], check=False)
 
 
 def ssh_answers(host: str, port: int = 22, timeout: float = 1.0) -> bool:

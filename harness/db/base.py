@@ -100,37 +100,42 @@ class ServerDB:
 
     # --- process control -----------------------------------------------------------------------
 
-    def _pid(self, node: Node) -> int | None:
-        out = node.remote.run(f"cat {node.dir}/server.pid 2>/dev/null || true", timeout=20).stdout.strip()
-        return int(out) if out.isdigit() else None
+    def _ours(self, node: Node) -> str:
+        """Shell that sets $pid to our server's pid, or fails. The pid file alone is not
+        trusted: a stale one (a crashed run, a reboot) may name someone else's process, so the
+        process must also run our zoo.cfg and not be a zombie."""
+        return (
+            f"pid=$(cat {node.dir}/server.pid 2>/dev/null) && [ -n \"$pid\" ] && "
+            f"grep -qF -- '{node.dir}/zoo.cfg' /proc/$pid/cmdline 2>/dev/null && "
+            f"[ \"$(sed 's/.*) //' /proc/$pid/stat | cut -c1)\" != Z ]"
+        )
 
     def is_running(self, node: Node) -> bool:
-        pid = self._pid(node)
-        if pid is None:
-            return False
-        return node.remote.run(f"kill -0 {pid} 2>/dev/null && echo yes || echo no", timeout=20).stdout.strip() == "yes"
+        out = node.remote.run(f"{self._ours(node)} && echo yes || echo no", timeout=20).stdout.strip()
+        return out == "yes"
 
     def start(self, node: Node) -> None:
         if self.is_running(node):
             return
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.get(node.name, {}).items())
-        cmd = self.command(node)
+        # The inner shell writes its own pid and execs the server, so the pid file names the
+        # server whatever /bin/sh is (bash would report a waiting subshell for `cmd & echo $!`).
+        inner = f"echo $$ > {node.dir}/server.pid; cd {node.dir} && exec env {env} {self.command(node)}"
         node.remote.run(
-            f"cd {node.dir} && {env} nohup setsid {cmd} >> {node.dir}/server.log 2>&1 < /dev/null & "
-            f"echo $! > {node.dir}/server.pid",
+            f"setsid sh -c {shlex.quote(inner)} >> {node.dir}/server.log 2>&1 < /dev/null &",
             timeout=30,
         )
+        deadline = time.monotonic() + 10
+        while not self.is_running(node) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _signal(self, node: Node, sig: str) -> None:
-        pid = self._pid(node)
-        if pid is not None:
-            node.remote.run(f"kill -{sig} {pid} 2>/dev/null || true", timeout=20)
+        node.remote.run(f"{self._ours(node)} && kill -{sig} $pid || true", timeout=20)
 
     def kill(self, node: Node) -> None:
         self._signal(node, "KILL")
-        pid = self._pid(node)
         deadline = time.monotonic() + 10
-        while pid is not None and self.is_running(node) and time.monotonic() < deadline:
+        while self.is_running(node) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def pause(self, node: Node) -> None:

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE_VENV = "/opt/zkchaos/venv"
+_WHEEL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -28,13 +30,19 @@ class ZkChaosDB(ServerDB):
     _wheel: Path | None = None
 
     def _build_wheel(self) -> Path:
+        with _WHEEL_LOCK:  # nodes are set up in parallel; build once
+            return self._build_wheel_locked()
+
+    def _build_wheel_locked(self) -> Path:
         if self._wheel is None:
             out = Path(tempfile.mkdtemp(prefix="zkchaos-wheel-"))
-            subprocess.run(
+            done = subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                check=True,
                 capture_output=True,
+                text=True,
             )
+            if done.returncode != 0:
+                raise RuntimeError(f"building the zkchaos wheel failed: {done.stderr.strip()[-500:]}")
             self._wheel = next(out.glob("zkchaos-*.whl"))
         return self._wheel
 

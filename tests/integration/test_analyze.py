@@ -94,4 +94,10 @@ def test_history_with_repeated_values_from_another_tool(tmp_path):
 
 def test_missing_history_is_a_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 1 and "no history.jsonl" in done.stderr
+    assert done.returncode == 3 and "no history.jsonl" in done.stderr
+
+
+def test_malformed_history_is_a_one_line_error(tmp_path):
+    (tmp_path / "history.jsonl").write_text('[1, 2]\n')
+    done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 3 and "history.jsonl:1" in done.stderr and "Traceback" not in done.stderr

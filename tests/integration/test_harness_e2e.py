@@ -97,4 +97,4 @@ def test_unreachable_host_is_a_one_line_error(tmp_path):
 )
 def test_bad_options_are_rejected_before_anything_starts(args, message):
     done = zkchaos("test", *args)
-    assert done.returncode == 2 and message in done.stderr
+    assert done.returncode == 3 and message in done.stderr
