@@ -97,8 +97,11 @@ def test_history_from_another_tool_may_omit_optional_fields(tmp_path):
 
 def test_bad_history_lines_are_reported_with_their_line(tmp_path):
     path = tmp_path / "h.jsonl"
-    path.write_text('{"index":0,"type":"invoke"}\nnot json\n')
+    path.write_text('{"index":0,"time_ns":0,"process":0,"f":"read","type":"invoke"}\nnot json\n')
     with pytest.raises(ValueError, match="h.jsonl:2"):
+        read_history(path)
+    path.write_text('{"index":0,"type":"invoke"}\n')
+    with pytest.raises(ValueError, match="h.jsonl:1: missing time_ns, process, f"):
         read_history(path)
 
 
