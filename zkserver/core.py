@@ -35,7 +35,7 @@ from .write_replies import write_reply
 
 # Entry kinds in a session's queue: waiting for a txn, to serve, a ready reply, waiting for the
 # session's createSession, waiting for the leader to answer a sync.
-WRITE, READ, READY, CONNECT, SYNC = 0, 1, 2, 3, 4
+WRITE, READ, READY, CONNECT, SYNC, REVALIDATE = 0, 1, 2, 3, 4, 5
 
 
 class Entry(NamedTuple):
@@ -46,6 +46,7 @@ class Entry(NamedTuple):
     payload: bytes  # READ: the frame; READY: the reply bytes
     start_ms: int
     ids: tuple | None = None  # a queued read is checked against the ids it was sent with
+    seq: int = 0  # WRITE/CONNECT: the number its request carries as origin
 
 
 # Writes a client may send (check only inside multi; the others are the server's own).
@@ -78,6 +79,13 @@ class ServerCore:
         # to remember which sessions its clients touched (a learner reports them to the leader).
         self.submit: Callable[[Request, int], None] = self._prep_locally
         self.forward_sync: Callable[[int, int], None] | None = None
+        # A learner asks the leader whether a reconnecting session lives (and moves it here);
+        # None: decide from our own table.
+        self.revalidate: Callable[[int, int], None] | None = None
+        # Standalone, a commit without an origin is matched to the session's head request by
+        # xid; in an ensemble only a matching origin is answered.
+        self.answer_unlabelled = True
+        self.seq = 0
         self.owns_sessions = True
         self.touches: dict[int, int] | None = None
 
@@ -177,8 +185,9 @@ class ServerCore:
         if opcode == OpCode.AUTH:
             self._auth(conn, payload)
         elif opcode in CLIENT_WRITES:
-            self._enqueue(sid, Entry(WRITE, conn, xid, opcode, b"", now_ms))
-            self.submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids)), wall_ms)
+            self.seq += 1
+            self._enqueue(sid, Entry(WRITE, conn, xid, opcode, b"", now_ms, seq=self.seq))
+            self.submit(Request(sid, xid, opcode, payload[8:], tuple(conn.ids), (self.config.server_id, self.seq)), wall_ms)
         elif opcode == OpCode.SYNC and self.forward_sync is not None:
             self._enqueue(sid, Entry(SYNC, conn, xid, opcode, payload, now_ms))
             self.forward_sync(sid, xid)
@@ -212,8 +221,10 @@ class ServerCore:
             sid = self.tracker.new_id()
             self.tracker.add(sid, timeout, now_ms)
             self._bind(conn, sid)
-            self._enqueue(sid, Entry(CONNECT, conn, 0, OpCode.CREATE_SESSION, b"", now_ms))
-            self.submit(create_session_request(sid, timeout), wall_ms)
+            self.seq += 1
+            self._enqueue(sid, Entry(CONNECT, conn, 0, OpCode.CREATE_SESSION, b"", now_ms, seq=self.seq))
+            request = create_session_request(sid, timeout)._replace(origin=(self.config.server_id, self.seq))
+            self.submit(request, wall_ms)
             return
         sid = req.session_id
         old = self.session_conn.get(sid)
@@ -221,13 +232,51 @@ class ServerCore:
             # The session moved to this socket: drop the old one now (its queued output too).
             old.close()
             self.connection_lost(old)
-        if req.passwd == session_password(sid) and self.tracker.touch(sid, now_ms, timeout):
-            self._bind(conn, sid)
-            self._send(conn, replies.connect_response(timeout, sid, session_password(sid), read_only))
+        if req.passwd != session_password(sid):
+            self._refuse_session(conn)
+            return
+        self._bind(conn, sid)
+        if self.revalidate is None:
+            self._reconnected(conn, sid, self.tracker.touch(sid, now_ms, timeout))
+            return
+        # Ask the leader (it owns sessions); the answer comes back through `revalidated`.
+        self._enqueue(sid, Entry(REVALIDATE, conn, 0, 0, b"", now_ms))
+        self.revalidate(sid, timeout)
+
+    def revalidated(self, sid: int, valid: bool) -> None:
+        """The leader's word on a reconnecting session: alive (and now ours) or gone. The
+        connect response keeps the place the handshake took in the session's order."""
+        q = self.queues.get(sid)
+        at = next((i for i, e in enumerate(q) if e.kind == REVALIDATE), None) if q else None
+        if at is None:
+            return
+        entry = q[at]
+        conn = entry.conn
+        if valid:
+            if sid not in self.tracker.sessions:
+                self.tracker.add(sid, conn.timeout, self.now_ms)
+            self.tracker.touch(sid, self.now_ms, conn.timeout)
+            reply = replies.connect_response(conn.timeout, sid, session_password(sid), None if conn.old_client else False)
+            q[at] = Entry(READY, conn, 0, 0, reply, entry.start_ms)
         else:
-            conn.session_id = 0
-            self._send(conn, replies.connect_response(0, 0, bytes(16), read_only))
-            self._close(conn)
+            del q[at]
+            self._reconnected(conn, sid, False)
+        self._drain(sid, q)
+
+    def _reconnected(self, conn: Conn, sid: int, valid: bool) -> None:
+        if valid:
+            ro = None if conn.old_client else False
+            self._send(conn, replies.connect_response(conn.timeout, sid, session_password(sid), ro))
+        else:
+            if self.session_conn.get(sid) is conn:
+                del self.session_conn[sid]
+            self._refuse_session(conn)
+
+    def _refuse_session(self, conn: Conn) -> None:
+        """Expired, unknown, or a wrong password: timeout 0, then close."""
+        conn.session_id = 0
+        self._send(conn, replies.connect_response(0, 0, bytes(16), None if conn.old_client else False))
+        self._close(conn)
 
     def _bind(self, conn: Conn, sid: int) -> None:
         conn.session_id = sid
@@ -318,8 +367,9 @@ class ServerCore:
             self._serve(entry)
             self._drain(sid, q)
 
-    def committed(self, hdr: TxnHeader, txn: Txn) -> None:
-        """A txn is durable (standalone) or committed by a quorum: apply it and answer."""
+    def committed(self, hdr: TxnHeader, txn: Txn, origin: tuple[int, int] | None = None) -> None:
+        """A txn is durable (standalone) or committed by a quorum: apply it, and answer it if
+        it is one of our requests (`origin` names the server and request it came from)."""
         triggers: list[Trigger] = []
         result = self.tree.apply(hdr, txn, triggers)
         self.preparer.applied(hdr.zxid)
@@ -335,7 +385,7 @@ class ServerCore:
         elif op == OpCode.DELETE_CONTAINER:
             self.containers_in_flight.discard(getattr(txn, "path", ""))
         q = self.queues.get(sid)
-        if q and q[0].kind in (WRITE, CONNECT) and q[0].xid == hdr.cxid and q[0].opcode == op:
+        if q and q[0].kind in (WRITE, CONNECT) and self._is_ours(q[0], hdr, origin):
             entry = q.popleft()
             self._answer(entry, hdr, result)
             self._drain(sid, q)
@@ -344,6 +394,11 @@ class ServerCore:
             if conn is not None:
                 self._close(conn)
             self.queues.pop(sid, None)
+
+    def _is_ours(self, head: Entry, hdr: TxnHeader, origin: tuple[int, int] | None) -> bool:
+        if origin is not None:
+            return origin == (self.config.server_id, head.seq)
+        return self.answer_unlabelled and head.xid == hdr.cxid and head.opcode == hdr.type
 
     def _answer(self, entry: Entry, hdr: TxnHeader, result) -> None:
         conn = entry.conn
@@ -378,6 +433,9 @@ class ServerCore:
             self.submit(close_session_request(sid), wall_ms)
         if now_ms >= self.next_container_check:
             self.next_container_check = now_ms + self.config.container_check_interval_ms
+            # Deletes from the previous sweep have long been applied (or failed: their error
+            # txn names no path); forget them, so a failed one is simply tried again.
+            self.containers_in_flight.clear()
             for path in self.container_candidates(wall_ms):
                 self.containers_in_flight.add(path)
                 self.submit(delete_container_request(path), wall_ms)

@@ -54,6 +54,9 @@ class Request(NamedTuple):
     opcode: int
     body: bytes
     ids: tuple[Id, ...] = ()
+    # (server id, sequence number) of the client request it came from; only that server
+    # answers the commit (cxids repeat when a client reconnects, so they cannot tell).
+    origin: tuple[int, int] | None = None
 
 
 def create_session_request(session_id: int, timeout: int) -> Request:
@@ -98,10 +101,13 @@ class Preparer:
         self.pending = PendingChanges(tree)
         self.zxid = tree.last_zxid
 
-    def prep(self, req: Request, now_ms: int, wall_ms: int) -> tuple[TxnHeader, Txn]:
+    def prep(self, req: Request, now_ms: int, wall_ms: int, error: int | None = None) -> tuple[TxnHeader, Txn]:
+        """The txn for `req`, or an error txn (`error` forces one, e.g. SESSIONMOVED)."""
         self.zxid += 1
         zxid = self.zxid
         try:
+            if error is not None:
+                raise ZkError(Err(error))
             txn = self._txn(req, zxid, now_ms)
         except ZkError as e:
             txn = ErrorTxn(e.code)

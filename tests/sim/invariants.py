@@ -81,9 +81,9 @@ class Invariants:
         for hdr, txn in s.disk.log:
             self._agree(f"server {s.sid} restarts with", hdr, txn)
 
-        def committed(hdr: TxnHeader, txn: Txn) -> None:
+        def committed(hdr: TxnHeader, txn: Txn, origin=None) -> None:
             self.on_apply(s, hdr, txn)
-            orig(hdr, txn)
+            orig(hdr, txn, origin)
             lineage(core.tree).append(hdr.zxid)
 
         core.committed = committed  # type: ignore[method-assign]

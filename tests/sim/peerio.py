@@ -105,6 +105,12 @@ class SimIO:
             ens._close_side(conn, LEADER)  # only a leader takes learners
         ens._enter(self.server, lambda: self.server.peer.on_quorum_connected("leader", ens.now))
 
+    def close_link(self, handle: Hashable) -> None:
+        """The leader drops one learner's link."""
+        if handle in self.inbound:
+            del self.inbound[handle]
+            self.ens._close_side(handle, LEADER)
+
     def close_quorum(self) -> None:
         self.dial_gen += 1
         conn, self.leader_conn = self.leader_conn, None

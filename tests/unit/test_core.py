@@ -826,3 +826,25 @@ def test_max_client_cnxns_per_host():
     third = Conn("10.0.0.1", 1)
     assert core.connection_made(third) is False
     assert core.connection_made(Conn("10.0.0.2", 1)) is True
+
+
+def test_failed_container_delete_is_tried_again():
+    """A sweep's deleteContainer can fail (a child was prepped meanwhile): its error txn names
+    no path, yet the container must be swept again once it is empty."""
+    from tests.unit.helpers import delete_body
+
+    core = make_core(container_check_interval_ms=1000)
+    a = session(core)
+    write(a, OpCode.CREATE_CONTAINER, create_body("/c", flags=4))
+    write(a, OpCode.CREATE, create_body("/c/x"))
+    write(a, OpCode.DELETE, delete_body("/c/x"))
+    a.send(OpCode.CREATE, create_body("/c/y"))  # prepped, not applied: the sweep's delete fails
+    core.tick(1000, WALL + 1000)
+    commit(core)
+    a.replies()
+    assert "/c" in core.tree.nodes
+    write(a, OpCode.DELETE, delete_body("/c/y"))
+    for t in range(2000, 5001, 1000):
+        core.tick(t, WALL + t)
+        commit(core)
+    assert "/c" not in core.tree.nodes

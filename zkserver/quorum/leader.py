@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Hashable
 
 from ..prep import Request
+from ..protocol.constants import Err, OpCode
 from ..storage.snapshot import dumps
 from ..txn import TxnHeader
 from . import messages as m
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .peer import QuorumPeer
 
 log = logging.getLogger(__name__)
+
+ZXID_COUNTER_LIMIT = 0xFFFFFF00
 
 
 @dataclass
@@ -57,6 +60,10 @@ class Leader:
         self.committed = peer.core.tree.last_zxid
         self.self_acked = peer.logged_zxid
         self.outstanding: deque[tuple[TxnHeader, object]] = deque()
+        # Which server each session's client talks to. Requests from any other server are
+        # answered SESSIONMOVED: a write held up on a server the client has left must not take
+        # effect after what the client did since (ZooKeeper's session ownership).
+        self.owners: dict[int, int] = {}
         self.syncs: deque[tuple[int, Hashable | None, int, int]] = deque()  # (zxid, link, sid, xid)
         self.deadline = now_ms + peer.config.init_limit * peer.tick_ms
         self.next_ping = now_ms
@@ -70,6 +77,10 @@ class Leader:
 
     def lost(self, handle: Hashable, now_ms: int) -> None:
         self.links.pop(handle, None)
+
+    def _drop(self, link: LearnerLink) -> None:
+        self.links.pop(link.handle, None)
+        self.peer.io.close_link(link.handle)
 
     def _send(self, link: LearnerLink, p: m.Packet) -> None:
         self.peer.io.send_quorum(link.handle, p)
@@ -91,12 +102,20 @@ class Leader:
         elif kind == m.Kind.SYNC:
             sid, xid = m.read_sync(p)
             self._queue_sync(handle, sid, xid)
+        elif kind == m.Kind.REVALIDATE:
+            sid, timeout = m.read_revalidate(p)
+            valid = self._revalidate(sid, timeout, link.sid, now_ms)
+            self._send(link, m.revalidate(sid, 1 if valid else 0))
         elif kind == m.Kind.FOLLOWERINFO:
             self._follower_info(link, m.read_follower_info(p))
         elif kind == m.Kind.ACKEPOCH:
             self._ack_epoch(link, *m.read_ack_epoch(p), now_ms)
 
     def _follower_info(self, link: LearnerLink, info: m.FollowerInfo) -> None:
+        for other in [ln for ln in self.links.values() if ln.sid == info.sid and ln is not link]:
+            # The same server on a new connection: its old link is dead, and must never count
+            # twice towards a quorum.
+            self._drop(other)
         link.sid, link.observer = info.sid, info.observer
         link.accepted_epoch, link.last_zxid = info.accepted_epoch, info.last_zxid
         if not info.observer:
@@ -118,16 +137,19 @@ class Leader:
 
     def _ack_epoch(self, link: LearnerLink, current_epoch: int, last_zxid: int, now_ms: int) -> None:
         io = self.peer.io
-        discovering = io.current_epoch != self.epoch
-        # Only during discovery: later, a learner that already synced in this epoch and
-        # comes back holds our own proposals, which is no reason to give up leading.
-        if discovering and (current_epoch, last_zxid) > self.my_epoch_record:
-            # A learner has seen more than we have: we must not lead this epoch.
-            self.peer.look(now_ms, f"server {link.sid} has a more recent history (0x{last_zxid:x})")
-            return
         link.last_zxid = last_zxid
         link.epoch_acked = True
-        if not link.observer:
+        # current_epoch -1: the learner had already accepted this epoch (from another leader
+        # of the same number, or before a restart) and must not be counted twice (ZAB's
+        # guard against two leaders establishing one epoch, ZOOKEEPER-1192).
+        counts = current_epoch != -1 and not link.observer
+        if counts and io.current_epoch != self.epoch and (current_epoch, last_zxid) > self.my_epoch_record:
+            # It has seen more than we have: it must not follow us. Drop it; if we cannot
+            # reach a quorum without it, initLimit runs out and a new election follows.
+            log.info("leader %d: server %d is ahead (0x%x); dropping it", self.peer.my_id, link.sid, last_zxid)
+            self._drop(link)
+            return
+        if counts:
             self.epoch_acks.add(link.sid)
         if io.current_epoch != self.epoch and self.peer.quorum(self.epoch_acks):
             io.set_current_epoch(self.epoch)
@@ -167,6 +189,7 @@ class Leader:
                 self.newleader_acks.add(link.sid)
             if self.established:
                 self._send(link, m.Packet(m.Kind.UPTODATE, self.committed))
+                self._try_commit()  # its sync may complete the quorum for an outstanding proposal
             elif self.peer.quorum(self.newleader_acks) and self.peer.io.current_epoch == self.epoch:
                 self._establish(now_ms)
             return
@@ -183,6 +206,8 @@ class Leader:
         core.reset(core.tree, make_zxid(self.epoch, 0), now_ms)
         core.submit = lambda req, wall: self.propose(req, self.peer.now_ms, wall)
         core.forward_sync = lambda sid, xid: self._queue_sync(None, sid, xid)
+        core.revalidate = lambda sid, timeout: core.revalidated(sid, self._revalidate(sid, timeout, peer.my_id, peer.now_ms))
+        core.answer_unlabelled = False
         core.owns_sessions = True
         core.touches = None
         core.serving = True
@@ -196,13 +221,37 @@ class Leader:
     def propose(self, req: Request, now_ms: int, wall_ms: int) -> None:
         if not self.established:
             return  # a request forwarded before we serve is dropped; its client reconnects
-        hdr, txn = self.core.preparer.prep(req, now_ms, wall_ms)
+        if self.core.preparer.zxid & 0xFFFFFFFF >= ZXID_COUNTER_LIMIT:
+            # The counter would run into the next epoch's zxids: a new epoch starts it afresh.
+            self.peer.look(now_ms, "zxid counter exhausted in this epoch")
+            return
+        hdr, txn = self.core.preparer.prep(req, now_ms, wall_ms, self._moved(req))
         self.outstanding.append((hdr, txn))
-        packet = m.proposal(hdr, txn)
-        self.peer.accept([(hdr, txn)], [packet.body])  # encoded once, for the log and the wire
+        packet = m.proposal(hdr, txn, origin=req.origin)
+        if req.origin is not None:
+            self.peer.origins[hdr.zxid] = req.origin
+        self.peer.accept([(hdr, txn)], [packet.body[: -m._ORIGIN.size]])  # encoded once
         for link in self.links.values():
             if link.synced and not link.observer:
                 self._send(link, packet)
+
+    def _moved(self, req: Request) -> int | None:
+        """SESSIONMOVED if the request comes from a server the session has left."""
+        if req.origin is None:
+            return None  # our own session expiry, container sweeps
+        server = req.origin[0]
+        if req.opcode == OpCode.CREATE_SESSION:
+            self.owners[req.session_id] = server
+            return None
+        owner = self.owners.setdefault(req.session_id, server)  # first word after an election
+        return Err.SESSIONMOVED if owner != server else None
+
+    def _revalidate(self, sid: int, timeout: int, server: int, now_ms: int) -> bool:
+        """A client reconnects to `server`: is its session alive? If so it now lives there."""
+        if not self.core.tracker.touch(sid, now_ms, timeout):
+            return False
+        self.owners[sid] = server
+        return True
 
     def logged(self, zxid: int) -> None:
         self.self_acked = max(self.self_acked, zxid)
@@ -211,31 +260,33 @@ class Leader:
     def _try_commit(self) -> None:
         if not self.established or not self.outstanding:
             return
-        durable = sorted(
-            [self.self_acked] + [ln.acked for ln in self.links.values() if ln.synced and not ln.observer and ln.sid >= 0],
-            reverse=True,
-        )
+        voters = self.peer.voters
+        best: dict[int, int] = {}  # one vote per configured voter, whatever its links
+        for ln in self.links.values():
+            if ln.synced and not ln.observer and ln.sid in voters and ln.sid != self.peer.my_id:
+                best[ln.sid] = max(best.get(ln.sid, 0), ln.acked)
+        durable = sorted([self.self_acked, *best.values()], reverse=True)
         need = len(self.peer.voters) // 2 + 1
         if len(durable) < need:
             return
         point = durable[need - 1]
         if point <= self.committed:
             return
+        observers = [ln for ln in self.links.values() if ln.synced and ln.observer]
         informs = []
         while self.outstanding and self.outstanding[0][0].zxid <= point:
             hdr, txn = self.outstanding.popleft()
-            informs.append((hdr, txn))
+            if observers:  # (before apply_upto consumes the origins)
+                informs.append(m.proposal(hdr, txn, m.Kind.INFORM, self.peer.origins.get(hdr.zxid)))
         self.peer.apply_upto(point)
         self.committed = point
         commit = m.Packet(m.Kind.COMMIT, point)
         for link in self.links.values():
-            if not link.synced:
-                continue
-            if link.observer:
-                for hdr, txn in informs:
-                    self._send(link, m.proposal(hdr, txn, m.Kind.INFORM))
-            else:
+            if link.synced and not link.observer:
                 self._send(link, commit)
+        for link in observers:
+            for packet in informs:
+                self._send(link, packet)
         self._answer_syncs()
 
     # --- sessions and syncs ------------------------------------------------------------------
@@ -268,13 +319,19 @@ class Leader:
             return
         if now_ms >= self.next_ping:
             self.next_ping = now_ms + peer.tick_ms // 2
+            live = self.core.tracker.sessions
+            for sid in [s for s in self.owners if s not in live]:
+                del self.owners[sid]  # closed or expired sessions
             ping = m.ping()
             for link in self.links.values():
                 if link.synced:
                     self._send(link, ping)
         limit = peer.config.sync_limit * peer.tick_ms
-        alive = {peer.my_id} | {
-            ln.sid for ln in self.links.values() if ln.synced and not ln.observer and now_ms - ln.last_heard <= limit
-        }
+        for link in [ln for ln in self.links.values() if ln.synced and now_ms - ln.last_heard > limit]:
+            # Silent for syncLimit: gone (a crash without a FIN, a partition). Closing it stops
+            # its stale acks from counting and its unsent packets from piling up.
+            log.info("leader %d: no word from server %d for %d ms; dropping it", peer.my_id, link.sid, now_ms - link.last_heard)
+            self._drop(link)
+        alive = {peer.my_id} | {ln.sid for ln in self.links.values() if ln.synced and not ln.observer}
         if not peer.quorum(alive):
             peer.look(now_ms, "lost the quorum (no word from a majority within syncLimit)")

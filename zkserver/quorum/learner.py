@@ -63,14 +63,22 @@ class Learner:
         self.last_heard = now_ms
         kind = p.kind
         if kind == m.Kind.PROPOSAL:
-            self.peer.accept([m.read_proposal(p)], [p.body])
+            hdr, txn, origin, payload = m.read_proposal(p)
+            if origin is not None:
+                self.peer.origins[hdr.zxid] = origin
+            self.peer.accept([(hdr, txn)], [payload])
         elif kind == m.Kind.COMMIT:
             self._commit(p.zxid)
         elif kind == m.Kind.INFORM:
-            item = m.read_proposal(p)
-            if item[0].zxid > self.peer.history.last_zxid:  # our sync may have brought it already
-                self.peer.accept([item], [p.body])
-            self._commit(item[0].zxid)
+            hdr, txn, origin, payload = m.read_proposal(p)
+            if origin is not None:
+                self.peer.origins[hdr.zxid] = origin
+            if hdr.zxid > self.peer.history.last_zxid:  # our sync may have brought it already
+                self.peer.accept([(hdr, txn)], [payload])
+            self._commit(hdr.zxid)
+        elif kind == m.Kind.REVALIDATE:
+            sid, valid = m.read_revalidate(p)
+            self.core.revalidated(sid, bool(valid))
         elif kind == m.Kind.PING:
             touches = self.core.touches or {}
             self.core.touches = {} if self.serving else None
@@ -94,8 +102,11 @@ class Learner:
             return
         if epoch > io.accepted_epoch:
             io.set_accepted_epoch(epoch)
+            current = io.current_epoch
+        else:
+            current = -1  # already accepted this epoch: ack it, but it must not count again
         self.epoch = epoch
-        self._send(m.ack_epoch(io.current_epoch, self.peer.logged_zxid))
+        self._send(m.ack_epoch(current, self.peer.logged_zxid))
 
     def _sync_data(self, data: m.SyncData) -> None:
         peer = self.peer
@@ -125,8 +136,13 @@ class Learner:
         peer, core = self.peer, self.core
         self.commit_mark = max(self.commit_mark, committed)
         peer.apply_upto(self.commit_mark)
+        # Session bookkeeping from whatever role we had before (closing flags of a former
+        # leader, sessions whose creation never committed) gives way to the replicated table.
+        core.reset(core.tree, 0, peer.now_ms)
         core.submit = lambda req, wall: self._send(m.request(req))
         core.forward_sync = lambda sid, xid: self._send(m.sync_request(sid, xid))
+        core.revalidate = lambda sid, timeout: self._send(m.revalidate(sid, timeout))
+        core.answer_unlabelled = False
         core.owns_sessions = False
         core.touches = {}
         core.serving = True

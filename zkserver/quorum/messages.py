@@ -66,7 +66,7 @@ class Kind(IntEnum):
     PING = 11  # both ways; learner -> leader carries session touches
     REQUEST = 12  # learner -> leader: a client write to prep
     SYNC = 13  # learner -> leader: a client's sync; leader -> learner: it is done
-    REVALIDATE = 14  # reserved
+    REVALIDATE = 14  # learner -> leader: is this reconnecting session alive? and the answer
 
 
 class Packet(NamedTuple):
@@ -144,12 +144,21 @@ def read_sync_data(p: Packet) -> SyncData:
     return SyncData(trunc if has_trunc else None, snapshot, txns, p.zxid)
 
 
-def proposal(hdr: TxnHeader, txn: Txn, kind: Kind = Kind.PROPOSAL) -> Packet:
-    return Packet(kind, hdr.zxid, encode_txn(hdr, txn))
+_ORIGIN = struct.Struct(">iq")
+NO_ORIGIN = (-1, -1)
 
 
-def read_proposal(p: Packet) -> tuple[TxnHeader, Txn]:
-    return decode_txn(p.body)
+def proposal(hdr: TxnHeader, txn: Txn, kind: Kind = Kind.PROPOSAL, origin: tuple[int, int] | None = None) -> Packet:
+    """The encoded txn (what the log stores), then the client request it answers, if any."""
+    return Packet(kind, hdr.zxid, encode_txn(hdr, txn) + _ORIGIN.pack(*(origin or NO_ORIGIN)))
+
+
+def read_proposal(p: Packet) -> tuple[TxnHeader, Txn, tuple[int, int] | None, bytes]:
+    """(header, txn, origin, the txn's encoding for the log)."""
+    payload = p.body[: -_ORIGIN.size]
+    origin = _ORIGIN.unpack_from(p.body, len(payload))
+    hdr, txn = decode_txn(payload)
+    return hdr, txn, (None if origin == NO_ORIGIN else origin), payload
 
 
 def ping(touches: dict[int, int] | None = None) -> Packet:
@@ -174,6 +183,8 @@ def request(req: Request) -> Packet:
     w.int(len(req.ids))
     for ident in req.ids:
         w.ustring(ident.scheme).ustring(ident.id)
+    server, seq = req.origin or NO_ORIGIN
+    w.int(server).long(seq)
     return Packet(Kind.REQUEST, 0, w.bytes())
 
 
@@ -181,7 +192,18 @@ def read_request(p: Packet) -> Request:
     r = Reader(p.body, max_buffer=1 << 31)
     sid, cxid, opcode, body = r.long(), r.int(), r.int(), r.buffer() or b""
     ids = tuple(Id(r.ustring() or "", r.ustring() or "") for _ in range(r.int()))
-    return Request(sid, cxid, opcode, body, ids)
+    origin = (r.int(), r.long())
+    return Request(sid, cxid, opcode, body, ids, None if origin == NO_ORIGIN else origin)
+
+
+def revalidate(session_id: int, timeout_or_valid: int) -> Packet:
+    """Learner -> leader: (session, negotiated timeout); leader -> learner: (session, 1|0)."""
+    return Packet(Kind.REVALIDATE, 0, Writer().long(session_id).int(timeout_or_valid).bytes())
+
+
+def read_revalidate(p: Packet) -> tuple[int, int]:
+    r = Reader(p.body)
+    return r.long(), r.int()
 
 
 def sync_request(session_id: int, cxid: int) -> Packet:

@@ -31,6 +31,7 @@ class PeerIO(Protocol):
     def send_quorum(self, handle: Hashable, p: Packet) -> None: ...
     def connect_leader(self, sid: int, retry: bool = False) -> None: ...
     def close_quorum(self) -> None: ...
+    def close_link(self, handle: Hashable) -> None: ...
     def append_log(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None: ...
     def set_accepted_epoch(self, epoch: int) -> None: ...
     def set_current_epoch(self, epoch: int) -> None: ...
@@ -53,6 +54,7 @@ class QuorumPeer:
         self.history = history
         self.logged_zxid = history.last_zxid  # durable end of our log
         self.unapplied: deque[tuple[TxnHeader, Txn]] = deque()  # logged, not yet committed here
+        self.origins: dict[int, tuple[int, int]] = {}  # zxid -> the client request it answers
         self.state = PeerState.LOOKING
         self.vote = Vote(self.my_id, self.logged_zxid, io.current_epoch)
         self.role = None  # a Leader or a Learner once the election is decided
@@ -68,11 +70,12 @@ class QuorumPeer:
 
     def apply_upto(self, zxid: int) -> None:
         """Apply, in order, every logged txn we hold with zxid <= `zxid`."""
-        q, core = self.unapplied, self.core
+        q, core, origins = self.unapplied, self.core, self.origins
         while q and q[0][0].zxid <= zxid:
             hdr, txn = q.popleft()
+            origin = origins.pop(hdr.zxid, None) if origins else None
             if hdr.zxid > core.tree.last_zxid:
-                core.committed(hdr, txn)
+                core.committed(hdr, txn, origin)
         self.history.applied = core.tree.last_zxid
 
     def accept(self, batch: list[tuple[TxnHeader, Txn]], payloads: list[bytes] | None = None) -> None:
@@ -85,6 +88,7 @@ class QuorumPeer:
         self.io.append_log(batch, payloads)
 
     def replace_state(self, tree: DataTree, logged_zxid: int) -> None:
+        self.origins.clear()
         self.core.reset(tree, 0, self.now_ms)
         self.history = History(tree.last_zxid, self.history.window)
         self.unapplied.clear()
@@ -105,7 +109,10 @@ class QuorumPeer:
         self.core.stop_serving()
         self.core.submit = self.core._prep_locally
         self.core.forward_sync = None
+        self.core.revalidate = None
+        self.core.answer_unlabelled = False
         self.core.touches = None
+        self.origins.clear()
         self.core.owns_sessions = False
         self.io.close_quorum()
         # Appends not yet on disk are dropped: nobody was told they are durable, and the next

@@ -64,7 +64,10 @@ class FramedProtocol(asyncio.Protocol):
         while end - pos >= 4:
             (n,) = INT.unpack_from(buf, pos)
             if n < 0 or n > MAX_PEER_FRAME:
+                # A peer speaking nonsense: drop the link, and let the peer logic know (our
+                # own deliberate closes do not report back, this one must).
                 self.close()
+                self.on_lost(self)
                 return
             if end - pos - 4 < n:
                 break
@@ -290,6 +293,8 @@ class EnsembleServer:
             except OSError:
                 await asyncio.sleep(0.05)
                 continue
+            if self.leader_link is not None:
+                self.leader_link.close()  # a link from an earlier dial must not linger
             self.leader_link = proto
             self.peer.on_quorum_connected("leader", monotonic_ms())
             self.core.flush()
@@ -311,6 +316,11 @@ class EnsembleServer:
         link = self.leader_link if handle == "leader" else handle
         if isinstance(link, FramedProtocol):
             link.send(encode_packet(p))
+
+    def close_link(self, handle: Hashable) -> None:
+        if isinstance(handle, FramedProtocol):
+            self.quorum_in.discard(handle)
+            handle.close()
 
     def close_quorum(self) -> None:
         if self.leader_dial is not None:
