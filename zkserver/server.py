@@ -220,7 +220,10 @@ class SnapshotPolicy:
                 chunk = [(p, nodes[p]) for p in paths[i : i + SNAPSHOT_CHUNK] if p in nodes]
                 writer.write(encode_nodes(chunk))
                 await asyncio.sleep(0)
-            final = await loop.run_in_executor(self.pool, writer.finish, self.config.force_sync)
+            final = await loop.run_in_executor(self.pool, self.storage.finish_snapshot, writer)
+            if final is None:
+                log.info("snapshot dropped: the state on disk was replaced while it was written")
+                return
             log.info("snapshot %s written (%d nodes)", final.name, len(paths))
             if self.config.purge_interval_hours > 0:
                 await loop.run_in_executor(self.pool, self.storage.purge)

@@ -88,7 +88,7 @@ class GroupCommitLog:
         milliseconds; meanwhile requests pile up in the kernel and join the next batch."""
         try:
             self.storage.log.append(data)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - any failure to write: we can promise nothing
             log.critical("transaction log write failed: %s", e)
             self.on_failure(e)
             return

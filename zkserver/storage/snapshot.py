@@ -71,6 +71,7 @@ class SnapshotWriter:
         self.tmp = directory / (snapshot_name(zxid) + ".tmp")
         self.f = open(self.tmp, "wb")
         self.crc = 0
+        self.generation = 0  # the storage's, when the snapshot began
         self.write(encode_header(zxid, sessions))
 
     def write(self, data: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -29,6 +30,11 @@ class Storage:
         self.replayed: list[tuple[TxnHeader, Txn]] = []  # the tail restore replayed (for sync)
         self.keep_replayed = 0
         self.replay_floor = 0
+        # install/truncate rewrite what is on disk; a snapshot being finished or a purge in a
+        # worker thread must not interleave with them, and a snapshot of the state before
+        # them must not land afterwards.
+        self.lock = threading.Lock()
+        self.generation = 0
 
     def restore(self) -> DataTree:
         """Newest valid snapshot + every later logged txn. Opens a fresh log segment."""
@@ -76,32 +82,51 @@ class Storage:
         """Start a fuzzy snapshot at the tree's current zxid. The log first rolls to a new
         segment named after the next zxid it will hold (purging drops whole segments)."""
         self.log.roll(next_log_zxid if next_log_zxid is not None else tree.last_zxid + 1)
-        return snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+        writer = snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+        writer.generation = self.generation
+        return writer
+
+    def finish_snapshot(self, writer: snap.SnapshotWriter) -> Path | None:
+        """Seal and rename a snapshot (worker thread); None if the disk state it describes was
+        replaced meanwhile."""
+        with self.lock:
+            if writer.generation != self.generation:
+                writer.abort()
+                return None
+            return writer.finish(self.force_sync)
 
     def truncate(self, zxid: int) -> DataTree:
         """Drop every logged txn after `zxid` (and snapshots that may include them); the
         state is rebuilt from what remains."""
-        self.log.close()
-        for path in snap.snapshots(self.snap_dir):
-            if snap.snapshot_zxid(path) > zxid:
-                path.unlink()
-        truncate_log(self.log_dir, zxid)
-        tree = self._load()
-        self.log.roll(tree.last_zxid + 1)
-        return tree
+        with self.lock:
+            self.generation += 1
+            self.log.close()
+            for path in snap.snapshots(self.snap_dir):
+                if snap.snapshot_zxid(path) > zxid:
+                    path.unlink()
+            truncate_log(self.log_dir, zxid)
+            tree = self._load()
+            self.log.roll(tree.last_zxid + 1)
+            return tree
 
     def install(self, tree: DataTree) -> None:
         """Replace everything on disk by `tree` (a leader's snapshot): the old log and
-        snapshots describe a history the leader has overruled."""
-        self.log.close()
-        for seg in segments(self.log_dir):
-            seg.unlink()
-        for path in snap.snapshots(self.snap_dir):
-            path.unlink()
-        writer = snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
-        writer.write(snap.encode_nodes(tree.nodes.items()))
-        writer.finish(self.force_sync)
-        self.log.roll(tree.last_zxid + 1)
+        snapshots describe a history the leader has overruled. The new snapshot is durable
+        before anything old goes, and the log goes newest segment first, so a crash at any
+        point leaves either the old history whole or the new snapshot with only older txns
+        (which replay skips), never a gap."""
+        with self.lock:
+            self.generation += 1
+            self.log.close()
+            writer = snap.SnapshotWriter(self.snap_dir, tree.last_zxid, dict(tree.sessions))
+            writer.write(snap.encode_nodes(tree.nodes.items()))
+            installed = writer.finish(self.force_sync)
+            for seg in reversed(segments(self.log_dir)):
+                seg.unlink()
+            for path in snap.snapshots(self.snap_dir):
+                if path != installed:
+                    path.unlink()
+            self.log.roll(tree.last_zxid + 1)
 
     # --- epochs (ZAB) ----------------------------------------------------------------------------
 
@@ -134,6 +159,10 @@ class Storage:
     def purge(self) -> None:
         """Keep the newest `retain` snapshots and the log segments needed to replay from the
         oldest of them."""
+        with self.lock:
+            self._purge()
+
+    def _purge(self) -> None:
         snaps = snap.snapshots(self.snap_dir)
         if len(snaps) <= self.retain:
             return

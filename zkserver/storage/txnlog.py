@@ -177,10 +177,23 @@ def read_log(directory: Path, after_zxid: int) -> Iterator[tuple[TxnHeader, Txn]
     for i, seg in enumerate(segs):
         if segment_zxid(seg) <= after_zxid + 1:
             start = i
+    if segs and segment_zxid(segs[start]) > after_zxid + 1:
+        raise CorruptLogError(
+            f"{segs[start]}: the log resumes after 0x{segment_zxid(segs[start]) - 1:x} but the state on "
+            f"disk ends at 0x{after_zxid:x}; txns in between are missing, refusing to start"
+        )
     last_zxid = after_zxid
     for i, seg in enumerate(segs[start:], start):
+        # A segment is named after the zxid that follows the last one logged before it, so a
+        # name beyond that means a segment in between is gone.
+        if i > start and segment_zxid(seg) > last_zxid + 1:
+            raise CorruptLogError(
+                f"{seg}: the log jumps from 0x{last_zxid:x} to a segment starting at "
+                f"0x{segment_zxid(seg):x}; txns in between are missing, refusing to start"
+            )
         for hdr, txn in _read_segment(seg, is_last=(i == len(segs) - 1)):
             if hdr.zxid <= after_zxid:
+                last_zxid = max(last_zxid, hdr.zxid)
                 continue
             if hdr.zxid <= last_zxid:
                 raise CorruptLogError(f"{seg}: zxid 0x{hdr.zxid:x} follows 0x{last_zxid:x}; log out of order")
