@@ -197,7 +197,9 @@ class ServerCore:
             self._enqueue(sid, Entry(READ, conn, xid, opcode, payload, now_ms))
         else:
             # Unknown opcode, a top-level check, sasl, reconfig: the connection stays usable.
-            self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(xid, self.tree.last_zxid, Err.UNIMPLEMENTED), now_ms))
+            # An ensemble answers reconfig as ZooKeeper does with reconfigEnabled=false.
+            err = Err.RECONFIGDISABLED if opcode == OpCode.RECONFIG and self.config.peers else Err.UNIMPLEMENTED
+            self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(xid, self.tree.last_zxid, err), now_ms))
 
     def _connect(self, conn: Conn, payload: bytes, now_ms: int, wall_ms: int) -> None:
         if not self.serving:
