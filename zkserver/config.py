@@ -86,6 +86,7 @@ class ServerConfig:
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
     force_sync: bool = True
+    read_only_mode: bool = False
     init_limit: int = 10
     sync_limit: int = 5
     server_id: int = 0
@@ -220,6 +221,8 @@ def from_mapping(raw: dict[str, str], source: str = "zoo.cfg", base_dir: Path | 
             kw["container_max_per_minute"] = _int(key, value, 1)
         elif key in ("forceSync", "zookeeper.forceSync"):
             kw["force_sync"] = _bool(key, value)
+        elif key == "readonlymode.enabled":  # a JVM property in ZooKeeper; a zoo.cfg key here
+            kw["read_only_mode"] = _bool(key, value)
         elif key == "initLimit":
             kw["init_limit"] = _int(key, value, 1)
         elif key == "syncLimit":

@@ -86,6 +86,9 @@ class ServerCore:
         # xid; in an ensemble only a matching origin is answered.
         self.answer_unlabelled = True
         self.seq = 0
+        # Read-only mode (readonlymode.enabled): a server cut off from its quorum serves reads
+        # to clients that ask for a read-only session; their sessions are local to it.
+        self.read_only = False
         self.owns_sessions = True
         self.touches: dict[int, int] | None = None
 
@@ -182,6 +185,15 @@ class ServerCore:
             self._enqueue(sid, Entry(READY, conn, xid, opcode, replies.header_only(PING_XID, self.tree.last_zxid), now_ms))
             return
         conn.last_cxid = xid
+        if self.read_only and (opcode in CLIENT_WRITES or opcode == OpCode.SYNC):
+            if opcode == OpCode.CLOSE_SESSION:  # a local session: nothing to replicate
+                self._send(conn, replies.header_only(xid, self.tree.last_zxid))
+                self.tracker.remove(sid)
+                self._close(conn)
+                return
+            reply = replies.header_only(xid, self.tree.last_zxid, Err.NOTREADONLY)
+            self._enqueue(sid, Entry(READY, conn, xid, opcode, reply, now_ms))
+            return
         if opcode == OpCode.AUTH:
             self._auth(conn, payload)
         elif opcode in CLIENT_WRITES:
@@ -218,7 +230,9 @@ class ServerCore:
         conn.old_client = req.read_only is None
         conn.timeout = timeout
         conn.established_ms = now_ms
-        read_only = None if conn.old_client else False
+        if self.read_only:
+            self._connect_read_only(conn, req, timeout, now_ms)
+            return
         if req.session_id == 0:
             sid = self.tracker.new_id()
             self.tracker.add(sid, timeout, now_ms)
@@ -244,6 +258,35 @@ class ServerCore:
         # Ask the leader (it owns sessions); the answer comes back through `revalidated`.
         self._enqueue(sid, Entry(REVALIDATE, conn, 0, 0, b"", now_ms))
         self.revalidate(sid, timeout)
+
+    def _connect_read_only(self, conn: Conn, req, timeout: int, now_ms: int) -> None:
+        """Only clients that asked for read-only get in, with a session local to this server
+        (nothing can be replicated now); a session we do not know is expired here."""
+        if not req.read_only:
+            self._close(conn)  # it wants writes: it must find a server with a quorum
+            return
+        if req.session_id == 0:
+            sid = self.tracker.new_id()
+            self.tracker.add(sid, timeout, now_ms)
+        elif req.passwd == session_password(req.session_id) and self.tracker.touch(req.session_id, now_ms, timeout):
+            sid = req.session_id
+        else:
+            self._refuse_session(conn)
+            return
+        old = self.session_conn.get(sid)
+        if old is not None and old is not conn:
+            old.close()
+            self.connection_lost(old)
+        self._bind(conn, sid)
+        self._send(conn, replies.connect_response(timeout, sid, session_password(sid), True))
+
+    def enter_read_only(self) -> None:
+        """Out of the quorum for a while: serve read-only clients from what we have."""
+        self.stop_serving()
+        self.read_only = True
+        self.serving = True
+        self.tracker.sessions.clear()
+        self.tracker.buckets.clear()
 
     def revalidated(self, sid: int, valid: bool) -> None:
         """The leader's word on a reconnecting session: alive (and now ours) or gone. The
@@ -429,6 +472,13 @@ class ServerCore:
     def tick(self, now_ms: int, wall_ms: int) -> None:
         """Expire sessions; every check interval, remove empty containers and expired TTLs."""
         self.now_ms = now_ms
+        if self.read_only:
+            for sid in self.tracker.expired(now_ms):  # local sessions: nothing to replicate
+                self.tracker.remove(sid)
+                conn = self.session_conn.pop(sid, None)
+                if conn is not None:
+                    self._close(conn)
+            return
         if not self.owns_sessions:
             return  # the leader expires sessions and sweeps containers for the ensemble
         for sid in self.tracker.expired(now_ms):
@@ -465,6 +515,7 @@ class ServerCore:
         """Leave the broadcast phase: drop every client (they reconnect elsewhere) and forget
         what was in flight; a new leader decides what of it happened."""
         self.serving = False
+        self.read_only = False
         for conn in list(self.conns):
             conn.close()
             self.connection_lost(conn)

@@ -54,6 +54,8 @@ class FourLetterWords:
         return "imok"
 
     def _isro(self) -> str:
+        if self.core.read_only:
+            return "ro"
         return "rw" if self.core.serving else "null"
 
     def _stats_block(self) -> str:

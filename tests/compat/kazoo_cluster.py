@@ -27,6 +27,7 @@ SETTINGS = {
     "tickTime": "2000",
     "superDigest": "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
     "extendedTypesEnabled": "true",
+    "readonlymode.enabled": "true",  # kazoo's harness passes -Dreadonlymode.enabled=true
 }
 
 

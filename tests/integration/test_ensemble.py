@@ -256,3 +256,40 @@ def test_observer_replicates_and_serves_reads(tmp_path):
         assert wait_until(lambda: ens.server(3).mode() is None, timeout=10)
     finally:
         ens.stop()
+
+
+def test_read_only_mode_when_the_quorum_is_gone(tmp_path):
+    from kazoo.exceptions import NotReadOnlyCallError
+    from kazoo.protocol.states import KeeperState
+
+    ens = LocalEnsemble("zkchaos", tmp_path, 3, settings={"readonlymode.enabled": "true"}).start()
+    try:
+        writer = client(ens)
+        writer.create("/ro", b"before")
+        writer.stop()
+        survivor = ens.server(1)
+        ens.server(2).kill()
+        ens.server(3).kill()
+        assert wait_until(lambda: four_letter(survivor.host, survivor.client_port, "isro") == "ro", timeout=20)
+        assert "Mode: read-only" in four_letter(survivor.host, survivor.client_port, "srvr")
+        ro = KazooClient(hosts=survivor.address, read_only=True, timeout=10)
+        ro.start(timeout=20)
+        try:
+            assert ro.client_state == KeeperState.CONNECTED_RO
+            assert ro.get("/ro")[0] == b"before"
+            with pytest.raises(NotReadOnlyCallError):
+                ro.create("/nope")
+        finally:
+            ro.stop()
+            ro.close()
+        rw = KazooClient(hosts=survivor.address, timeout=3)
+        with pytest.raises(Exception):
+            rw.start(timeout=3)  # a client that wants writes is turned away
+        rw.close()
+        ens.server(2).start()
+        assert wait_until(lambda: four_letter(survivor.host, survivor.client_port, "isro") == "rw", timeout=30)
+        back = client(ens, [1])
+        back.create("/after", b"rw again")
+        back.stop()
+    finally:
+        ens.stop()

@@ -1,6 +1,6 @@
 """kazoo's own test suite (installed with kazoo) against a 3-server zkchaos ensemble: an
 independent body of client tests written for Apache ZooKeeper. Deselected: what zkchaos does
-not offer (TLS ports, dynamic reconfiguration, read-only mode)."""
+not offer (TLS ports, dynamic reconfiguration)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ MODULES = [
     "kazoo.tests.test_queue",
     "kazoo.tests.test_connection",
 ]
-UNSUPPORTED = ["TestSSLClient", "TestReconfig", "TestReadOnlyMode"]
+UNSUPPORTED = ["TestSSLClient", "TestReconfig"]
 
 
 def test_kazoo_suite_passes_against_a_zkchaos_ensemble(tmp_path):

@@ -62,6 +62,7 @@ class QuorumPeer:
         self.wall_ms = 0
         self.tick_ms = config.tick_time
         self.elections = 0
+        self.looking_since = now_ms
 
     # --- helpers for the roles ---------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class QuorumPeer:
         while self.unapplied and self.unapplied[-1][0].zxid > self.logged_zxid:
             self.unapplied.pop()
         self.elections += 1
+        self.looking_since = now_ms
         self.election.start(self.logged_zxid, self.io.current_epoch, now_ms)
         self._flush_election()
         self._check_decided(now_ms)
@@ -167,6 +169,12 @@ class QuorumPeer:
             self.election.tick(now_ms)
             self._flush_election()
             self._check_decided(now_ms)
+            # As ZooKeeper: after max(2 s, a tick) without a quorum, serve read-only clients.
+            delay = max(2000, self.tick_ms)
+            if self.config.read_only_mode and not self.core.read_only and now_ms - self.looking_since >= delay:
+                if self.state == PeerState.LOOKING:
+                    log.info("server %d: no quorum for %d ms; serving read-only clients", self.my_id, delay)
+                    self.core.enter_read_only()
         elif self.role is not None:
             self.role.tick(now_ms)
         self.core.tick(now_ms, wall_ms)
@@ -186,6 +194,8 @@ class QuorumPeer:
         vote, state = self.election.decided
         self.vote = vote
         self.state = state
+        if self.core.read_only:
+            self.core.stop_serving()  # read-only clients go; they come back to a full server
         log.info("server %d: election %d decided, leader %d, now %s", self.my_id, self.elections, vote.leader, state.name.lower())
         if state == PeerState.LEADING:
             self.role = Leader(self, now_ms)
@@ -193,6 +203,8 @@ class QuorumPeer:
             self.role = Learner(self, vote.leader, now_ms)
 
     def mode(self) -> str:
+        if self.core.read_only:
+            return "read-only"
         return {
             PeerState.LOOKING: "looking",
             PeerState.FOLLOWING: "follower",
