@@ -117,9 +117,15 @@ def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: dict[st
             f"no successful final read of key(s) {', '.join(map(str, missing))}: "
             "a lost write cannot be ruled out"
         )
+    explanation = checked.get("explanation", "")
+    if checked.get("valid") is False and checked.get("only_stale_reads_allowed_by_zookeeper"):
+        explanation += (
+            " Every violation is a stale read, which ZooKeeper's own model allows (its reads are"
+            " not linearizable): under --consistency zookeeper this history is valid."
+        )
     results = {
         "valid": checked.get("valid", "unknown"),
-        "explanation": checked.get("explanation", ""),
+        "explanation": explanation,
         "consistency": options.get("consistency", "zookeeper"),
         options.get("workload", "register"): checked,
         "stats": statistics(records),
