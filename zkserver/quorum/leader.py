@@ -2,7 +2,8 @@
 
 Discovery: once a quorum (us included) has said FOLLOWERINFO, the new epoch is one more than
 any accepted epoch, persisted, and sent as LEADERINFO. A learner whose ACKEPOCH shows a more
-recent history than ours means we should not lead: back to LOOKING.
+recent history than ours is dropped; without a quorum of the others, initLimit runs out and a
+new election follows.
 Synchronisation: each learner gets DIFF, TRUNC+DIFF or SNAP (one SYNC_DATA packet) and then
 NEWLEADER; a quorum of NEWLEADER acks establishes the epoch: our own unapplied history is
 committed, clients are served, UPTODATE goes out.
@@ -90,7 +91,7 @@ class Leader:
     def receive(self, handle: Hashable, p: m.Packet, now_ms: int) -> None:
         link = self.links.get(handle)
         if link is None:
-            link = self.links[handle] = LearnerLink(handle)
+            return  # a link we dropped: whatever it still delivers must not count
         link.last_heard = now_ms
         kind = p.kind
         if kind == m.Kind.ACK:
@@ -230,7 +231,7 @@ class Leader:
         packet = m.proposal(hdr, txn, origin=req.origin)
         if req.origin is not None:
             self.peer.origins[hdr.zxid] = req.origin
-        self.peer.accept([(hdr, txn)], [packet.body[: -m._ORIGIN.size]])  # encoded once
+        self.peer.accept([(hdr, txn)], [packet.body[: -m.ORIGIN_SIZE]])  # encoded once
         for link in self.links.values():
             if link.synced and not link.observer:
                 self._send(link, packet)

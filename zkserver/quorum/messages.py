@@ -145,6 +145,7 @@ def read_sync_data(p: Packet) -> SyncData:
 
 
 _ORIGIN = struct.Struct(">iq")
+ORIGIN_SIZE = _ORIGIN.size  # the trailer after a proposal's txn
 NO_ORIGIN = (-1, -1)
 
 
