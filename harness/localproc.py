@@ -33,6 +33,9 @@ def apache_zookeeper_available() -> bool:
     return Path("/usr/share/java/zookeeper.jar").exists() and shutil.which("java") is not None
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on, picked below the kernel's ephemeral range: a port from that
     range can be taken by an outgoing connection between our check and the server's bind."""
@@ -45,11 +48,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue  # free now, but promised to a server that has not bound it yet
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
+            if len(_HANDED_OUT) > 4000:
+                _HANDED_OUT.clear()
+            _HANDED_OUT.add(port)
             return port
     with socket.socket() as s:
         s.bind((host, 0))
