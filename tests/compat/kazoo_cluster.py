@@ -80,9 +80,14 @@ class Cluster:
         return len(self.servers)
 
     def start(self) -> None:
+        """Every server serving, not only a leader: a test that stops two of three servers
+        right after its set-up needs the third to hold what the set-up wrote. (kazoo's own
+        harness sleeps 2 s for this and hopes.)"""
         for s in self.servers:
             s.run()
         self.ensemble.wait_for_leader(timeout=60)
+        for s in self.servers:
+            s.local.wait_ready(timeout=60)
 
     def stop(self) -> None:
         for s in self.servers:
@@ -115,7 +120,12 @@ def get_global_cluster() -> Cluster:
 harness.get_global_cluster = get_global_cluster
 
 
-def pytest_unconfigure(config) -> None:
-    if _CLUSTER is not None:
-        _CLUSTER.terminate()
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Stop the ensemble; keep its server logs when something failed, for the post-mortem."""
+    if _CLUSTER is None:
+        return
+    _CLUSTER.terminate()
+    if exitstatus == 0:
         shutil.rmtree(_CLUSTER.base, ignore_errors=True)
+    else:
+        print(f"\nzkchaos server logs kept in {_CLUSTER.base}")

@@ -19,7 +19,7 @@ from zkserver.txn import Txn, TxnHeader
 if TYPE_CHECKING:
     from .ensemble import SimServer
 
-DIAL_RETRY = 50
+DIAL_RETRY = 100  # ms, as the shell's LEADER_DIAL_PAUSE
 LEARNER, LEADER = "learner", "leader"
 FIN = object()  # the end of a connection, queued behind the data already written
 
@@ -87,11 +87,20 @@ class SimIO:
 
     def _dial(self, sid: int, gen: int, deadline: int) -> None:
         ens = self.ens
-        if not self.live or gen != self.dial_gen or ens.now >= deadline:
+        if not self.live or gen != self.dial_gen:
             return
         target = ens.servers[sid]
+        if not target.alive and frozenset((self.server.sid, sid)) not in ens.blocked:
+            # Nobody listens there: the connect is refused at once.
+            ens._enter(self.server, lambda: self.server.peer.on_quorum_lost("leader", ens.now))
+            return
         if not ens.reachable(self.server.sid, sid):
-            ens.after(DIAL_RETRY, self._dial, sid, gen, deadline)
+            # Dropped SYNs: the kernel retransmits (a heal in time lets it through) until the
+            # connect times out at initLimit, which the learner hears as a lost link.
+            if ens.now + DIAL_RETRY < deadline:
+                ens.after(DIAL_RETRY, self._dial, sid, gen, deadline)
+            else:
+                ens._enter(self.server, lambda: self.server.peer.on_quorum_lost("leader", ens.now))
             return
         if self.leader_conn is not None:
             ens._close_side(self.leader_conn, LEARNER)

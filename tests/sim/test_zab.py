@@ -89,6 +89,28 @@ def test_restarted_follower_rejoins_the_existing_leader():
     assert_converged(sim)
 
 
+def test_a_learner_whose_leader_is_gone_looks_again_after_a_few_dials():
+    """Server 1 decides for leader 3, which dies (with 2) before 1 connects: every dial is
+    turned away, and after LEADER_DIAL_TRIES of them 1 is back in the election, well before
+    initLimit runs out (ZooKeeper's learner gives up the same way; waiting initLimit would keep
+    it from looking, and so from serving read-only clients, for tens of seconds)."""
+    from zkserver.quorum.learner import LEADER_DIAL_TRIES, Learner
+
+    sim = SimEnsemble(n=3, seed=13, start=False)
+    sim.restart(2)
+    sim.restart(3)
+    assert sim.wait_stable(ignore=(1,)) == 3
+    sim.restart(1)
+    assert sim.run_until(lambda: isinstance(sim.servers[1].peer.role, Learner), 2000)
+    role, decided = sim.servers[1].peer.role, sim.now
+    sim.crash(3)
+    sim.crash(2)
+    init_limit = 10 * 100
+    assert sim.run_until(lambda: sim.servers[1].state == PeerState.LOOKING, init_limit)
+    assert role.dials == LEADER_DIAL_TRIES
+    assert sim.now - decided < init_limit * 0.7, "waited out initLimit instead of giving up on the dials"
+
+
 @pytest.mark.parametrize("n", [3, 5])
 def test_reelection_after_the_leader_crashes(n):
     sim = SimEnsemble(n=n, seed=12)

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEADER = "leader"  # the handle of our one quorum connection
+# As ZooKeeper's Learner: a handful of dials, then back to the election. A leader that is gone
+# refuses at once, and waiting out initLimit for it would leave this server neither following
+# nor looking (so not even serving read-only clients) for tens of seconds.
+LEADER_DIAL_TRIES = 5
 
 
 class Learner:
@@ -37,6 +41,7 @@ class Learner:
         self.serving = False
         self.last_heard = now_ms
         self.deadline = now_ms + peer.config.init_limit * peer.tick_ms
+        self.dials = 1
         peer.io.connect_leader(leader_id)
 
     def _send(self, p: m.Packet) -> None:
@@ -51,8 +56,10 @@ class Learner:
         self._send(m.follower_info(info))
 
     def lost(self, handle: Hashable, now_ms: int) -> None:
-        if self.epoch is None and now_ms < self.deadline:
+        """Our link to the leader closed, or a dial failed."""
+        if self.epoch is None and self.dials < LEADER_DIAL_TRIES and now_ms < self.deadline:
             # The winner may not have taken up leading yet and turned us away: dial again.
+            self.dials += 1
             self.peer.io.connect_leader(self.leader_id, retry=True)
             return
         self.peer.look(now_ms, f"lost the connection to leader {self.leader_id}")

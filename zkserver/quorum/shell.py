@@ -36,6 +36,8 @@ from .peer import QuorumPeer
 
 log = logging.getLogger(__name__)
 
+LEADER_DIAL_PAUSE = 0.1  # seconds between dials to the leader (ZooKeeper's default)
+
 MAX_PEER_FRAME = 1 << 30
 ELECTION_TICK_SECONDS = 0.005
 SID = struct.Struct(">q")
@@ -281,24 +283,36 @@ class EnsembleServer:
         self.leader_dial = self.loop.create_task(self._dial_leader(sid, retry))
 
     async def _dial_leader(self, sid: int, retry: bool) -> None:
+        """One attempt; the learner decides whether to try again (see LEADER_DIAL_TRIES)."""
         peer = self.config.peers[sid]
-        deadline = monotonic_ms() + self.config.init_limit * self.config.tick_time
         if retry:
-            await asyncio.sleep(0.005)
-        while self.running and monotonic_ms() < deadline:
-            try:
-                _, proto = await self.loop.create_connection(
+            await asyncio.sleep(LEADER_DIAL_PAUSE)
+        if not self.running:
+            return
+        try:
+            # A partitioned leader drops our SYNs: give up when initLimit would, not after
+            # the kernel's minutes of retransmissions.
+            _, proto = await asyncio.wait_for(
+                self.loop.create_connection(
                     lambda: FramedProtocol(self._learner_frame, self._leader_lost), peer.host, peer.quorum_port
-                )
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            if self.leader_link is not None:
-                self.leader_link.close()  # a link from an earlier dial must not linger
-            self.leader_link = proto
-            self.peer.on_quorum_connected("leader", monotonic_ms())
+                ),
+                self.config.init_limit * self.config.tick_time / 1000,
+            )
+        except (OSError, asyncio.TimeoutError):
+            self.peer.on_quorum_lost("leader", monotonic_ms())
             self.core.flush()
             return
+        if self.leader_link is not None:
+            self.leader_link.close()  # a link from an earlier dial must not linger
+        if not proto.open:
+            # Closed by the other side before this task resumed: its loss went unreported.
+            self.leader_link = None
+            self.peer.on_quorum_lost("leader", monotonic_ms())
+            self.core.flush()
+            return
+        self.leader_link = proto
+        self.peer.on_quorum_connected("leader", monotonic_ms())
+        self.core.flush()
 
     def _learner_frame(self, proto: FramedProtocol, frame: bytes) -> None:
         if proto is not self.leader_link:
