@@ -27,6 +27,7 @@ _WHEEL_LOCK = threading.Lock()
 @dataclass
 class ZkChaosDB(ServerDB):
     name: str = "zkchaos"
+    remote_venv: str = REMOTE_VENV  # where remote hosts get the wheel installed
     _wheel: Path | None = None
 
     def _build_wheel(self) -> Path:
@@ -51,15 +52,16 @@ class ZkChaosDB(ServerDB):
             return
         wheel = self._build_wheel()
         remote_wheel = f"/tmp/{wheel.name}"
+        venv = self.remote_venv
         node.remote.upload(wheel, remote_wheel)
         node.remote.run(
-            f"test -x {REMOTE_VENV}/bin/python || python3 -m venv {REMOTE_VENV}; "
-            f"{REMOTE_VENV}/bin/pip install -q --force-reinstall --no-deps {remote_wheel} && "
-            f"{REMOTE_VENV}/bin/pip install -q {remote_wheel}",
+            f"test -x {venv}/bin/python || python3 -m venv {venv}; "
+            f"{venv}/bin/pip install -q --force-reinstall --no-deps {remote_wheel} && "
+            f"{venv}/bin/pip install -q {remote_wheel}",
             timeout=600,
         )
 
     def command(self, node: Node) -> str:
         if node.local:
             return f"env PYTHONPATH={REPO} {sys.executable} -m cli server --config {node.dir}/zoo.cfg"
-        return f"{REMOTE_VENV}/bin/zkchaos server --config {node.dir}/zoo.cfg"
+        return f"{self.remote_venv}/bin/zkchaos server --config {node.dir}/zoo.cfg"
