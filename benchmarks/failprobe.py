@@ -27,9 +27,11 @@ from benchmarks.zkwire import (
     PERSISTENT_SEQUENTIAL,
     REPLY_HEADER,
     REQ_HEADER,
+    close_session,
     connect_request,
     create_body,
     parse_address,
+    wait_closed,
 )
 from zkserver.protocol.constants import OpCode
 from zkserver.protocol.jute import INT
@@ -241,21 +243,11 @@ class WriteProbe(threading.Thread):
     def _close_all(self) -> None:
         """closeSession on each live session so the servers do not keep them until expiry."""
         live = [s for s in self.slots.values() if s.sock is not None]
-        for s in live:
-            if s.state == READY:
-                try:
-                    s.sock.send(REQ_HEADER.pack(8, s.next_xid, OpCode.CLOSE_SESSION))
-                except OSError:
-                    pass
+        closing = {id(s) for s in live if s.state == READY and close_session(s.sock, s.next_xid)}
         deadline = time.monotonic() + 1.0
         for s in live:
-            try:
-                s.sock.setblocking(True)
-                while s.state == READY and time.monotonic() < deadline:
-                    s.sock.settimeout(max(0.01, deadline - time.monotonic()))
-                    if not s.sock.recv(1 << 16):
-                        break
-            except OSError:
-                pass
-            s.sock.close()
+            if id(s) in closing:
+                wait_closed(s.sock, deadline)
+            else:
+                s.sock.close()
         self.sel.close()

@@ -36,12 +36,14 @@ from benchmarks.zkwire import (  # noqa: E402
     REPLY_HEADER,
     REQ_HEADER,
     SyncClient,
+    close_session,
     create_body,
     create_tree,
     get_data_body,
     open_session,
     set_data_body,
     sync_body,
+    wait_closed,
 )
 from zkserver.protocol.constants import Err, OpCode  # noqa: E402
 
@@ -299,23 +301,16 @@ def _worker(servers: list[str], index: int, cfg: LoadConfig, pipe) -> None:
 
 
 def _close_all(conns: list[_Conn], timeout: float = 2.0) -> None:
-    """closeSession on every session, then wait for the server to close each socket: a client
-    that hangs up first leaves the server a reset to log and a session to expire."""
+    """closeSession on every session, then wait for the server to close each socket."""
     for c in conns:
-        try:
-            c.sock.sendall(REQ_HEADER.pack(8, c.next_xid, OpCode.CLOSE_SESSION))
-        except OSError:
+        if not close_session(c.sock, c.next_xid):
             c.dead = True
     deadline = time.monotonic() + timeout
     for c in conns:
-        try:
-            while not c.dead and time.monotonic() < deadline:
-                c.sock.settimeout(max(0.01, deadline - time.monotonic()))
-                if not c.sock.recv(1 << 16):
-                    break
-        except OSError:
-            pass
-        c.sock.close()
+        if c.dead:
+            c.sock.close()
+        else:
+            wait_closed(c.sock, deadline)
 
 
 def _percentile(sorted_ns: list[int], q: float) -> float:

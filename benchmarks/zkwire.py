@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 from zkserver.protocol.constants import Err, OpCode
 from zkserver.protocol.jute import INT, encode_buffer, encode_ustring
@@ -64,6 +65,30 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
         chunks.append(b)
         got += len(b)
     return b"".join(chunks)
+
+
+def close_session(sock: socket.socket, xid: int) -> bool:
+    """Send closeSession; False when the socket is already gone."""
+    try:
+        sock.sendall(REQ_HEADER.pack(8, xid, OpCode.CLOSE_SESSION))
+        return True
+    except OSError:
+        return False
+
+
+def wait_closed(sock: socket.socket, deadline: float) -> None:
+    """Discard replies until the server closes the socket (or the deadline passes), then
+    close our end: a client that hangs up first leaves the server a reset to log and a
+    session to expire."""
+    try:
+        sock.setblocking(True)
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not sock.recv(1 << 16):
+                break
+    except OSError:
+        pass
+    sock.close()
 
 
 def open_session(addr: str, timeout_ms: int = 30000, io_timeout: float = 10.0) -> tuple[socket.socket, int]:

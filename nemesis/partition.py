@@ -57,7 +57,7 @@ def grudge_for(variant: str, ctx: NemesisContext) -> dict[str, set[str]]:
     if variant == "bridge" and len(nodes) >= 3:
         shuffled = nodes[:]
         rng.shuffle(shuffled)
-        bridge, rest = shuffled[0], shuffled[1:]
+        rest = shuffled[1:]  # shuffled[0] is the bridge: it keeps both sides
         cut = len(rest) // 2
         a, b = set(rest[:cut]), set(rest[cut:])
         grudge = {name: set() for name in nodes}

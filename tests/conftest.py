@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -26,13 +29,35 @@ TEST_SETTINGS = {
 logging.getLogger("kazoo").setLevel(logging.WARNING)
 
 
-def require_apache_zookeeper() -> None:
-    """Skip without the reference server, except where CI promises it is installed."""
-    if apache_zookeeper_available():
+def require(missing: str | None, promised_by: str) -> None:
+    """Skip when something a test needs is `missing` (why, in words), except where CI
+    promises it (environment variable `promised_by` = 1): there a skip would hide a broken
+    install, so the test fails."""
+    if missing is None:
         return
-    if os.environ.get("ZKCHAOS_REQUIRE_REFERENCE") == "1":
-        pytest.fail("Apache ZooKeeper (Debian package 'zookeeper') is required here but not installed")
-    pytest.skip("Apache ZooKeeper (Debian package 'zookeeper') is not installed")
+    if os.environ.get(promised_by) == "1":
+        pytest.fail(f"required here ({promised_by}=1) but {missing}")
+    pytest.skip(missing)
+
+
+def require_apache_zookeeper() -> None:
+    missing = None if apache_zookeeper_available() else "Apache ZooKeeper (Debian package 'zookeeper') is not installed"
+    require(missing, "ZKCHAOS_REQUIRE_REFERENCE")
+
+
+def netns_unusable() -> str | None:
+    """Why this machine cannot run a local namespace cluster, or None when it can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    if shutil.which("ip") is None or subprocess.run(["ip", "netns", "list"], capture_output=True).returncode:
+        return "`ip netns` is unavailable"
+    if not Path("/usr/sbin/sshd").exists():
+        return "/usr/sbin/sshd is not installed (openssh-server)"
+    return None
+
+
+def require_netns() -> None:
+    require(netns_unusable(), "ZKCHAOS_REQUIRE_NETNS")
 
 
 ServerFactory = Callable[..., LocalServer]

@@ -7,8 +7,6 @@ Uses its own prefix and subnet (zkt, 10.66.78.0/24) so it never disturbs a devel
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,30 +16,16 @@ import pytest
 from harness.cluster import ClusterError, LocalCluster
 from harness.cluster import netns as nsutil
 from harness.remote import NodeSpec, Remote, RemoteError, RemoteTimeout, connect_all, run_all
+from tests.conftest import require_netns
 
 pytestmark = pytest.mark.integration
 
 PREFIX, SUBNET = "zkt", "10.66.78.0/24"
 
 
-def _netns_usable() -> str | None:
-    """Why this machine cannot run the cluster, or None when it can."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    if shutil.which("ip") is None or subprocess.run(["ip", "netns", "list"], capture_output=True).returncode:
-        return "`ip netns` is unavailable"
-    if not Path("/usr/sbin/sshd").exists():
-        return "/usr/sbin/sshd is not installed (openssh-server)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    reason = _netns_usable()
-    if reason:
-        if os.environ.get("ZKCHAOS_REQUIRE_NETNS") == "1":
-            pytest.fail(f"local netns cluster required here (ZKCHAOS_REQUIRE_NETNS=1) but {reason}")
-        pytest.skip(reason)
+    require_netns()
     local = LocalCluster(tmp_path_factory.mktemp("cluster"), prefix=PREFIX, subnet=SUBNET)
     try:
         yield local

@@ -4,7 +4,6 @@ kazoo clients, partitions and kills, then the checker; and `zkchaos analyze` on 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness.localproc import free_port
+from tests.conftest import require_apache_zookeeper, require_netns
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _needs_netns() -> None:
-    if os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists():
-        if os.environ.get("ZKCHAOS_REQUIRE_NETNS") == "1":
-            pytest.fail("root and openssh-server are required here")
-        pytest.skip("needs root and openssh-server (network namespaces with sshd)")
 
 
 def zkchaos(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -61,10 +54,8 @@ def _assert_complete_store(store: Path, db: str) -> Path:
 
 @pytest.mark.parametrize("db", ["zkchaos", "zookeeper"])
 def test_short_run_ends_valid_with_a_complete_store(tmp_path, db):
-    _needs_netns()
+    require_netns()
     if db == "zookeeper":
-        from tests.conftest import require_apache_zookeeper
-
         require_apache_zookeeper()
     done, store = _run_test(tmp_path, db)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

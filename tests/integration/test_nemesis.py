@@ -17,7 +17,7 @@ from harness.remote import connect_all
 from nemesis.base import NemesisContext
 from nemesis.partition import PartitionNemesis, drops_between
 from nemesis.process import KillNemesis, PauseNemesis
-from tests.integration.test_cluster import _netns_usable
+from tests.conftest import require_netns
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,7 @@ PREFIX, SUBNET = "zkn", "10.66.79.0/24"
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], ZkChaosDB]]:
-    import os
-
-    reason = _netns_usable()
-    if reason:
-        if os.environ.get("ZKCHAOS_REQUIRE_NETNS") == "1":
-            pytest.fail(f"local netns cluster required here but {reason}")
-        pytest.skip(reason)
+    require_netns()
     cluster = LocalCluster(tmp_path_factory.mktemp("nemesis-cluster"), prefix=PREFIX, subnet=SUBNET)
     specs = cluster.up(3)
     remotes = connect_all(specs)

@@ -9,7 +9,6 @@ satisfied and pip stays offline, while zkchaos itself comes only from the upload
 
 from __future__ import annotations
 
-import os
 import site
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from harness.cluster import LocalCluster
 from harness.db import Node, ZkChaosDB
 from harness.localproc import four_letter
 from harness.remote import connect_all
-from tests.integration.test_cluster import _netns_usable
+from tests.conftest import require_netns
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +39,7 @@ def _venv_seeing_our_dependencies(path: Path) -> None:
 
 
 def test_wheel_installed_over_ssh_runs_the_server(tmp_path: Path) -> None:
-    reason = _netns_usable()
-    if reason:
-        if os.environ.get("ZKCHAOS_REQUIRE_NETNS") == "1":
-            pytest.fail(f"local netns cluster required here but {reason}")
-        pytest.skip(reason)
+    require_netns()
     venv = tmp_path / "venv"
     _venv_seeing_our_dependencies(venv)
     cluster = LocalCluster(tmp_path / "cluster", prefix=PREFIX, subnet=SUBNET)

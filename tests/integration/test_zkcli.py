@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from tests.conftest import require
+
 pytestmark = pytest.mark.integration
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
@@ -15,9 +17,7 @@ ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 
 def _zkcli(server, script: str) -> str:
     if not os.path.exists(ZKCLI) or shutil.which("java") is None:
-        if os.environ.get("ZKCHAOS_REQUIRE_REFERENCE") == "1":
-            pytest.fail("zkCli.sh (Debian package 'zookeeper') is required here but not installed")
-        pytest.skip("zkCli.sh is not installed")
+        require("zkCli.sh (Debian package 'zookeeper') is not installed", "ZKCHAOS_REQUIRE_REFERENCE")
     done = subprocess.run(
         [ZKCLI, "-server", server.address],
         input=script + "\nquit\n",

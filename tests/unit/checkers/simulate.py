@@ -68,30 +68,21 @@ def simulate(n_ops: int = 10_000, processes: int = 10, keys: int = 1, info_rate:
             moment = rng.uniform(max(since, op.point - lag), op.point) if lag else op.point
             op.result = vals[bisect_right(points, moment) - 1]
             cursor[(op.process, op.key)] = moment
-        elif op.f == "write":
-            if op.happens:
-                state[op.key] = op.value
-                history.setdefault(op.key, []).append(op.value)
-                zxid += 1
-                op.zxid = zxid
-                points.append(op.point)
-                vals.append(op.value)
-                if not op.timed_out:
-                    cursor[(op.process, op.key)] = op.point
-        else:
+            continue
+        if op.f == "cas":
             # mostly expect the current value (the cas succeeds), sometimes a stale one (it fails)
             seen = history.get(op.key, [])
             op.frm = cur if rng.random() < 0.7 or not seen else rng.choice(seen)
             op.happens = op.happens and op.frm == cur
-            if op.happens:
-                state[op.key] = op.value
-                history.setdefault(op.key, []).append(op.value)
-                zxid += 1
-                op.zxid = zxid
-                points.append(op.point)
-                vals.append(op.value)
-                if not op.timed_out:
-                    cursor[(op.process, op.key)] = op.point
+        if op.happens:  # a write, or a cas that matched
+            state[op.key] = op.value
+            history.setdefault(op.key, []).append(op.value)
+            zxid += 1
+            op.zxid = zxid
+            points.append(op.point)
+            vals.append(op.value)
+            if not op.timed_out:
+                cursor[(op.process, op.key)] = op.point
     return to_records(ops, zxids)
 
 

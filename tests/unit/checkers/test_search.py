@@ -148,22 +148,25 @@ def test_budget_exhausted_is_unknown_with_the_reason() -> None:
     assert result["valid"] == "unknown" and "time budget" in result["explanation"]
 
 
-def test_memory_budget_limits_states() -> None:
+def _costly_key0() -> History:
+    """Key 0: 30 writes that may or may not have happened, then 40 write/read rounds over
+    three values: far more configurations than a small budget allows."""
     h = History()
     for i in range(30):
         h.invoke(100 + i, "write", 0, i % 3).info(100 + i)
     for i in range(40):
         h.write(i % 3, 0, i % 3).read(3, 0, (i + 1) % 3)
+    return h
+
+
+def test_memory_budget_limits_states() -> None:
+    h = _costly_key0()
     result = check_register(h.records, max_states=None, max_memory_mb=0.001)
     assert result["valid"] == "unknown" and "state budget" in result["explanation"]
 
 
 def test_unknown_does_not_hide_a_violation_on_another_key() -> None:
-    h = History()
-    for i in range(30):
-        h.invoke(100 + i, "write", 0, i % 3).info(100 + i)
-    for i in range(40):
-        h.write(i % 3, 0, i % 3).read(3, 0, (i + 1) % 3)
+    h = _costly_key0()
     h.write(0, 1, 1).write(0, 1, 2).read(1, 1, 1)
     result = check_register(h.records, max_states=10)
     assert result["keys"][0]["valid"] == "unknown"
