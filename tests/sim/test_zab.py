@@ -105,7 +105,8 @@ def test_a_learner_whose_leader_is_gone_looks_again_after_a_few_dials():
     role, decided = sim.servers[1].peer.role, sim.now
     sim.crash(3)
     sim.crash(2)
-    init_limit = 10 * 100
+    config = sim.servers[1].config
+    init_limit = config.init_limit * config.tick_time
     assert sim.run_until(lambda: sim.servers[1].state == PeerState.LOOKING, init_limit)
     assert role.dials == LEADER_DIAL_TRIES
     assert sim.now - decided < init_limit * 0.7, "waited out initLimit instead of giving up on the dials"

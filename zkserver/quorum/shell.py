@@ -289,6 +289,7 @@ class EnsembleServer:
             await asyncio.sleep(LEADER_DIAL_PAUSE)
         if not self.running:
             return
+        proto: FramedProtocol | None = None
         try:
             # A partitioned leader drops our SYNs: give up when initLimit would, not after
             # the kernel's minutes of retransmissions.
@@ -299,19 +300,16 @@ class EnsembleServer:
                 self.config.init_limit * self.config.tick_time / 1000,
             )
         except (OSError, asyncio.TimeoutError):
-            self.peer.on_quorum_lost("leader", monotonic_ms())
-            self.core.flush()
-            return
+            pass
         if self.leader_link is not None:
             self.leader_link.close()  # a link from an earlier dial must not linger
-        if not proto.open:
-            # Closed by the other side before this task resumed: its loss went unreported.
-            self.leader_link = None
+        # A link the other side closed before this task resumed counts as a failed dial: its
+        # loss was reported to nobody.
+        self.leader_link = proto if proto is not None and proto.open else None
+        if self.leader_link is None:
             self.peer.on_quorum_lost("leader", monotonic_ms())
-            self.core.flush()
-            return
-        self.leader_link = proto
-        self.peer.on_quorum_connected("leader", monotonic_ms())
+        else:
+            self.peer.on_quorum_connected("leader", monotonic_ms())
         self.core.flush()
 
     def _learner_frame(self, proto: FramedProtocol, frame: bytes) -> None:
