@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,36 +27,17 @@ def main() -> None:
 )
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(config_path, port, data_dir, host, overrides, log_level) -> None:
-    """Run one zkserver: `--config zoo.cfg`, or the quick form `--port P --data-dir D`."""
-    from zkserver import config as cfg
-    from zkserver.server import run
-    from zkserver.storage.txnlog import CorruptLogError
+    """Run one zkserver: `--config zoo.cfg`, or the quick form `--port P --data-dir D`.
+    (`python -m zkserver` takes the same options and needs only the standard library.)"""
+    from zkserver.main import StartError, UsageError, load_config, serve, setup_logging
 
-    _setup_logging(log_level)
+    setup_logging(log_level)
     try:
-        if config_path:
-            if port or data_dir or overrides:
-                raise click.UsageError("give either --config or --port/--data-dir/--set, not both")
-            config = cfg.load(config_path)
-        else:
-            if not port or not data_dir:
-                raise click.UsageError("give --config zoo.cfg, or both --port and --data-dir")
-            raw = {"dataDir": data_dir, "clientPort": str(port), "clientPortAddress": host}
-            for item in overrides:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise click.UsageError(f"--set {item!r}: expected KEY=VALUE")
-                raw[key.strip()] = value.strip()
-            config = cfg.from_mapping(raw, "command line", Path.cwd())
-    except cfg.ConfigError as e:
+        sys.exit(serve(load_config(config_path, port, data_dir, host, list(overrides))))
+    except UsageError as e:
+        raise click.UsageError(str(e)) from None
+    except StartError as e:
         raise click.ClickException(str(e)) from None
-    try:
-        code = run(config)
-    except CorruptLogError as e:
-        raise click.ClickException(str(e)) from None
-    except OSError as e:
-        raise click.ClickException(f"cannot serve on {config.client_port_address}:{config.client_port}: {e.strerror}")
-    sys.exit(code)
 
 
 DEFAULT_ENSEMBLE_DIR = Path.home() / ".zkchaos" / "ensemble"

@@ -15,12 +15,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     zookeeper default-jre-headless openssh-server openssh-client iptables iproute2 \
-    libfaketime faketime python3 python3-venv python3-pip procps
+    libfaketime faketime python3 python3-venv python3-pip procps sudo
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel
 .venv/bin/python -m pip install -q -e '.[test]'
 echo "install.sh: ready (.venv/bin/zkchaos)"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,20 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# zookeeper.jar's manifest lists its own dependencies; log4j gives the server a log to read.
-ZK_CLASSPATH = ":".join(
-    [
-        "/etc/zookeeper/conf",
-        "/usr/share/java/zookeeper.jar",
-        "/usr/share/java/slf4j-log4j12.jar",
-        "/usr/share/java/log4j-1.2.jar",
-    ]
-)
-ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+from .servers import (DEBIAN_ZK_JARS, LOG_CONFIGS, apache_zookeeper_available, base_settings,
+                      four_letter, srvr_mode, zkchaos_argv, zoo_cfg, zookeeper_argv)
 
-
-def apache_zookeeper_available() -> bool:
-    return Path("/usr/share/java/zookeeper.jar").exists() and shutil.which("java") is not None
+__all__ = ["LocalServer", "apache_zookeeper_available", "four_letter", "free_port"]
 
 
 _HANDED_OUT: set[int] = set()
@@ -64,17 +53,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(word.encode())
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    return b"".join(chunks).decode(errors="replace")
-
 
 @dataclass
 class LocalServer:
@@ -103,43 +81,23 @@ class LocalServer:
 
     def write_config(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        lines = {
-            "tickTime": "2000",
-            "initLimit": "10",
-            "syncLimit": "5",
-            "dataDir": str(self.data_dir),
-            "clientPort": str(self.client_port),
-            "clientPortAddress": self.host,
-            "4lw.commands.whitelist": "*",
-            "maxClientCnxns": "0",
-        }
+        settings = base_settings(2000, str(self.data_dir), self.client_port, self.host)
         if self.kind == "zookeeper":
-            lines["admin.enableServer"] = "false"
-        lines.update(self.settings)
-        text = "".join(f"{k}={v}\n" for k, v in lines.items()) + "".join(p + "\n" for p in self.peers)
+            settings["admin.enableServer"] = "false"
+            for name, text in LOG_CONFIGS.items():
+                (self.workdir / name).write_text(text)
+        settings.update(self.settings)
         cfg = self.workdir / "zoo.cfg"
-        cfg.write_text(text)
+        cfg.write_text(zoo_cfg(settings, self.peers))
         if self.peers:
             (self.data_dir / "myid").write_text(f"{self.server_id}\n")
         return cfg
 
     def command(self, cfg: Path) -> list[str]:
         if self.kind == "zkchaos":
-            return [sys.executable, "-m", "cli", "server", "--config", str(cfg), "--log-level", "info"]
-        jvm = [
-            "java",
-            "-Xmx512m",
-            "-Dzookeeper.log.dir=" + str(self.workdir),
-            "-Dzookeeper.root.logger=INFO,CONSOLE",
-            "-Dzookeeper.admin.enableServer=false",
-        ]
-        if self.settings.get("extendedTypesEnabled") == "true":
-            jvm.append("-Dzookeeper.extendedTypesEnabled=true")
-        if "superDigest" in self.settings:
-            jvm.append("-Dzookeeper.DigestAuthenticationProvider.superDigest=" + self.settings["superDigest"])
-        if "znode.container.checkIntervalMs" in self.settings:
-            jvm.append("-Dznode.container.checkIntervalMs=" + self.settings["znode.container.checkIntervalMs"])
-        return jvm + ["-cp", ZK_CLASSPATH, ZK_MAIN, str(cfg)]
+            return zkchaos_argv(sys.executable, str(cfg))
+        classpath = ":".join([str(self.workdir), *DEBIAN_ZK_JARS])
+        return zookeeper_argv(classpath, str(cfg), str(self.workdir), self.settings)
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> LocalServer:
         cfg = self.write_config()
@@ -164,7 +122,7 @@ class LocalServer:
                 raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}:\n{self.tail_log()}")
             try:
                 last = four_letter(self.host, self.client_port, "srvr", timeout=1.0)
-                if "Mode:" in last and self._answered_by_us():
+                if srvr_mode(last) and self._answered_by_us():
                     return
             except OSError:
                 pass
@@ -183,12 +141,9 @@ class LocalServer:
 
     def mode(self) -> str | None:
         try:
-            for line in four_letter(self.host, self.client_port, "srvr").splitlines():
-                if line.startswith("Mode:"):
-                    return line.split(":", 1)[1].strip()
+            return srvr_mode(four_letter(self.host, self.client_port, "srvr"))
         except OSError:
             return None
-        return None
 
     def tail_log(self, lines: int = 40) -> str:
         try:

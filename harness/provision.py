@@ -1,14 +1,19 @@
 """Nodes for a run: SSH hosts the user named, or a local namespace cluster made (and later
-removed) for this run. Either way every node is reached over SSH through the same Remote."""
+removed) for this run. Either way every node is reached over SSH through the same Remote, is
+checked before anything is touched, and gets a private run directory that goes at the end."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from .db import Node
+from .preflight import Needs, check_hosts
+from .remote import NodeSpec, SSHRemote, connect_all
+from .workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +37,10 @@ def provision(opts, say: Callable[[str], None], run) -> list[Node]:
     """The nodes, every one already answering SSH. A local cluster this run creates is put on
     `run.cluster` before it is built, so a failure or Ctrl-C half-way still removes it; a
     cluster that already existed (the user's `zkchaos cluster up`) is used and left alone."""
-    from .remote import NodeSpec, connect_all
-
     if opts.nodes:
         specs = [
-            NodeSpec(
-                name=host,
-                host=host,
-                port=opts.ssh_port,
-                user=opts.ssh_user,
-                key_path=opts.ssh_key,
-                password=opts.ssh_password,
-                strict_host_keys=opts.strict_host_keys,
-            )
+            NodeSpec(name=host, host=host, port=opts.ssh_port, user=opts.ssh_user, key_path=opts.ssh_key,
+                     password=opts.ssh_password, strict_host_keys=opts.strict_host_keys)
             for host in opts.nodes
         ]
         local = False
@@ -63,54 +59,74 @@ def provision(opts, say: Callable[[str], None], run) -> list[Node]:
         local = True
     remotes = connect_all(specs)  # one-line error naming the host if any is unreachable
     run.remotes = remotes
-    nodes = []
-    for i, spec in enumerate(specs, 1):
-        address = _address(spec, remotes[spec.name])
-        nodes.append(Node(name=spec.name, address=address, remote=remotes[spec.name], local=local, id=i))
-    return nodes
+    return [Node(name=spec.name, address=_address(spec, remotes[spec.name]), remote=remotes[spec.name],
+                 local=local, id=i) for i, spec in enumerate(specs, 1)]
 
 
-def _address(spec, remote) -> str:
+def _address(spec: NodeSpec, remote: SSHRemote) -> str:
     """The address peers and clients use: the one our SSH connection reached. Resolving the
     name on the node itself can give 127.0.1.1 (Debian's /etc/hosts), which would point the
     ensemble, and our clients, at loopback."""
-    import ipaddress
-
-    address = remote.peer_address() if hasattr(remote, "peer_address") else spec.host
-    if ipaddress.ip_address(address).is_loopback and not _all_loopback(spec):
+    address = remote.peer_address()
+    if ipaddress.ip_address(address).is_loopback and not _is_loopback(spec.host):
         raise RuntimeError(f"{spec.name}: reached over loopback ({address}); give each node an address its peers can use")
     return address
 
 
-def _all_loopback(spec) -> bool:
-    import ipaddress
-
+def _is_loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(spec.host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-def collect_and_teardown(run, run_dir) -> None:
-    """Copy each node's server log and config into the store, stop and wipe the DB, close the
-    SSH links and remove a local cluster we made. Every step is attempted."""
+def _each(nodes: Iterable[Node], action: Callable[[Node], Any]) -> list[Any]:
+    nodes = list(nodes)
+    if not nodes:
+        return []
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        return list(pool.map(action, nodes))
+
+
+def prepare_hosts(nodes: list[Node], workspace: Workspace, needs_of: Callable[[Node], Needs]) -> None:
+    """Preflight every host, sweep what earlier crashed runs left, check the server ports are
+    free, then give each node its private run directory. Raises with one line per bad host."""
+    check_hosts(nodes, needs_of, workspace.base)
+    _each(nodes, workspace.sweep)
+    busy = {n.name: workspace.ports_in_use(n) for n in nodes}
+    lines = [f"{n.name}: port(s) {', '.join(map(str, busy[n.name]))} on {n.address} already in use "
+             "(another ZooKeeper or zkchaos server?): stop it first" for n in nodes if busy[n.name]]
+    if lines:
+        raise WorkspaceError("\n".join(lines))
+    _each(nodes, workspace.create)
+
+
+def collect_and_teardown(run, run_dir) -> list[str]:
+    """Copy each node's server log and config into the store, stop the DB, remove the run
+    directories, close the SSH links and remove a local cluster we made. Every step is attempted;
+    returns a line for each node where something could not be done (a host that died)."""
     nodes: list[Node] = run.nodes
+    problems: list[str] = []
 
     def one(node: Node) -> None:
+        if not node.dir:
+            return
         target = run_dir.node_dir(node.name)
         for remote_path in run.db.log_files(node):
             try:
                 node.remote.download(remote_path, target / Path(remote_path).name)
             except Exception as e:  # noqa: BLE001 - a missing log must not stop the teardown
                 log.warning("could not fetch %s from %s: %s", remote_path, node.name, e)
-        try:
-            run.db.teardown(node)
-        except Exception as e:  # noqa: BLE001
-            log.warning("teardown of %s on %s failed: %s", run.db.name, node.name, e)
+        for what, step in (("stop the server", run.db.teardown), ("remove the run directory", run.workspace.remove)):
+            try:
+                step(node)
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: could not %s: %s", node.name, what, e)
+                problems.append(f"{node.name}: could not {what} ({str(e).splitlines()[0]})")
+                return
 
-    if nodes:
-        with ThreadPoolExecutor(len(nodes)) as pool:
-            list(pool.map(one, nodes))
+    _each(nodes, one)
+    run.db.close()
     for remote in getattr(run, "remotes", {}).values():
         try:
             remote.close()
@@ -121,3 +137,4 @@ def collect_and_teardown(run, run_dir) -> None:
             run.cluster.down()
         except Exception as e:  # noqa: BLE001
             log.warning("could not remove the local cluster: %s (run `zkchaos cluster down`)", e)
+    return problems

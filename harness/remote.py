@@ -1,23 +1,30 @@
-"""Remote control of nodes over SSH: run commands, upload and download files.
+"""Remote control of nodes over SSH, with fabric (paramiko underneath).
 
 One code path for every node: local network-namespace nodes (each runs its own sshd) and real
-remote hosts are both reached with paramiko, so what the tests exercise is what users run.
+remote hosts are both reached the same way, so what the tests exercise is what users run.
+fabric gives the connection (user, port, keys, agent, ~/.ssh/config), command execution with
+exit codes and timeouts, SFTP put/get and parallel groups; our own code is kept only where
+fabric has no answer, and says so where it is.
 """
 
 from __future__ import annotations
 
 import errno
-import select
+import io
+import logging
 import shlex
 import socket
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol, runtime_checkable
 
 import paramiko
+from fabric import Config, Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from invoke.exceptions import CommandTimedOut
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0  # seconds; every remote command is bounded
 CONNECT_TIMEOUT = 10.0
@@ -25,6 +32,7 @@ CONNECT_TIMEOUT = 10.0
 # the deadline first; it then kills the command's whole process group (TERM, KILL after grace).
 REMOTE_GRACE = 0.5
 REMOTE_KILL_AFTER = 2
+COPY_CHUNK = 1 << 16
 
 
 class RemoteError(Exception):
@@ -63,6 +71,7 @@ class NodeSpec:
     key_path: str | None = None
     password: str | None = None
     strict_host_keys: bool = False
+    ssh_config: bool = True  # read ~/.ssh/config (throwaway local nodes say no)
 
     @property
     def label(self) -> str:
@@ -76,7 +85,7 @@ class Remote(Protocol):
     name: str
 
     def run(self, cmd: str, timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-            sudo: bool = True, stdin: str | bytes | None = None) -> RunResult: ...
+            sudo: bool = True) -> RunResult: ...
 
     def upload(self, local_path: str | Path, remote_path: str) -> None: ...
 
@@ -85,20 +94,21 @@ class Remote(Protocol):
     def close(self) -> None: ...
 
 
-def _tail(text: str, lines: int = 5, chars: int = 600) -> str:
+def tail(text: str, lines: int = 5, chars: int = 600) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
 
 
-def _describe_connect_error(spec: NodeSpec, exc: BaseException) -> str:
+def describe_connect_error(spec: NodeSpec, exc: BaseException) -> str:
     """One short phrase for why connecting failed; the caller prefixes the node."""
     if isinstance(exc, paramiko.AuthenticationException):
         return f"authentication failed for {spec.user}@{spec.host}"
     if isinstance(exc, paramiko.BadHostKeyException):
-        return "host key does not match the known_hosts entry"
+        return ("host key does not match the one in known_hosts (host reinstalled, or not the host "
+                "you meant?): fix ~/.ssh/known_hosts or drop --strict-host-keys")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
         # paramiko wraps the per-address socket errors; report the first one.
         inner = next(iter(exc.errors.values()), None)
-        return _describe_connect_error(spec, inner) if inner else "connection failed"
+        return describe_connect_error(spec, inner) if inner else "connection failed"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return f"connection timed out after {CONNECT_TIMEOUT:g}s"
     if isinstance(exc, socket.gaierror):
@@ -112,212 +122,261 @@ def _describe_connect_error(spec: NodeSpec, exc: BaseException) -> str:
         if "authentication" in text.lower():  # e.g. "No authentication methods available"
             return f"authentication failed for {spec.user}@{spec.host} ({text})"
         if "known_hosts" in text:
-            return "host key unknown and strict host key checking is on"
+            return ("host key not in known_hosts and --strict-host-keys is on: "
+                    f"add it (ssh-keyscan -p {spec.port} {spec.host} >> ~/.ssh/known_hosts)")
         if "banner" in text.lower():
             return f"no SSH banner ({text})"
         return text
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-class SSHRemote:
-    """A Remote over one paramiko connection; safe to use from several threads at once."""
+def wrap_command(cmd: str, user: str, timeout: float | None, sudo: bool) -> str:
+    """The command line sent to sshd. Always /bin/sh, whatever the login shell, so a command
+    means the same on every host. fabric's own timeout only closes the channel, which does not
+    stop a command without a pty, so the command is bounded remotely too (`timeout` kills its
+    whole process group). `sudo -n` never prompts: a sudo that wants a password fails at once
+    (the preflight names it) instead of hanging the run."""
+    wrapped = f"sh -c {shlex.quote(cmd)}"
+    if timeout is not None:
+        wrapped = f"timeout -k {REMOTE_KILL_AFTER} {timeout + REMOTE_GRACE:.3f} {wrapped}"
+    if sudo and user != "root":
+        wrapped = f"sudo -n sh -c {shlex.quote(wrapped)}"
+    # paramiko ignores "exit-signal"; a login shell that waits turns a death by signal N
+    # into exit status 128+N, as shells report it, instead of no status at all.
+    return f"{wrapped}; exit $?"
 
-    def __init__(self, spec: NodeSpec, client: paramiko.SSHClient) -> None:
+
+class SSHRemote:
+    """A Remote over one fabric Connection; safe to use from several threads at once."""
+
+    def __init__(self, spec: NodeSpec, conn: Connection) -> None:
         self.spec = spec
         self.name = spec.name
-        self._client = client
-        self._sftp: paramiko.SFTPClient | None = None
-        self._sftp_lock = threading.Lock()
+        self.conn = conn
+        self._open_lock = threading.Lock()
+        self._sftp_missing = False
+
+    @staticmethod
+    def connection(spec: NodeSpec, timeout: float = CONNECT_TIMEOUT) -> Connection:
+        """A not yet opened fabric Connection for `spec`."""
+        config = Config(overrides={"load_ssh_configs": spec.ssh_config})
+        conn = Connection(
+            spec.host, user=spec.user, port=spec.port, config=config,
+            connect_timeout=max(1, round(timeout)),
+            connect_kwargs=_auth_kwargs(spec, timeout),
+        )
+        if spec.strict_host_keys:
+            conn.client.load_system_host_keys()
+            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        # Otherwise fabric's default: accept and remember nothing on disk (throwaway nodes get
+        # new host keys on every bring-up).
+        return conn
 
     @classmethod
     def connect(cls, spec: NodeSpec, timeout: float = CONNECT_TIMEOUT) -> "SSHRemote":
-        client = paramiko.SSHClient()
-        if spec.strict_host_keys:
-            client.load_system_host_keys()
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            # Throwaway nodes get new host keys on every bring-up; remember nothing on disk.
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            client.connect(
-                spec.host, port=spec.port, username=spec.user, password=spec.password,
-                key_filename=spec.key_path,
-                allow_agent=spec.key_path is None,
-                look_for_keys=spec.key_path is None and spec.password is None,
-                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-            )
-        except Exception as e:  # paramiko raises many kinds; all become one clear line
-            client.close()
-            raise RemoteError(f"{spec.label}: {_describe_connect_error(spec, e)}", host=spec.host) from e
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(15)  # notice a vanished node instead of hanging
-        return cls(spec, client)
+        remote = cls(spec, cls.connection(spec, timeout))
+        remote.ensure_open()
+        return remote
+
+    def ensure_open(self) -> None:
+        """Open the connection, or re-open a dropped one (a partition of the controller's path,
+        a restarted sshd) so heals and teardown still reach the node."""
+        with self._open_lock:  # two threads must not both reconnect
+            if self.conn.is_connected:
+                return
+            try:
+                self.conn.open()
+            except Exception as e:  # paramiko raises many kinds; all become one clear line
+                self.conn.close()
+                raise RemoteError(f"{self.spec.label}: {describe_connect_error(self.spec, e)}",
+                                  host=self.spec.host) from e
+            self.conn.transport.set_keepalive(15)  # notice a vanished node instead of hanging
 
     def peer_address(self) -> str:
         """The address this connection actually reached (what peers and clients should use)."""
-        transport = self._client.get_transport()
-        if transport is None:
-            return self.spec.host
-        return transport.getpeername()[0]
-
-    def _wrap(self, cmd: str, timeout: float | None, sudo: bool) -> str:
-        # Always /bin/sh, whatever the login shell, so a command means the same on every host.
-        wrapped = f"sh -c {shlex.quote(cmd)}"
-        if timeout is not None:
-            # Closing the channel does not stop a command without a pty, so bound it remotely too;
-            # `timeout` kills the command's whole process group.
-            wrapped = f"timeout -k {REMOTE_KILL_AFTER} {timeout + REMOTE_GRACE:.3f} {wrapped}"
-        if sudo and self.spec.user != "root":
-            wrapped = f"sudo -n sh -c {shlex.quote(wrapped)}"
-        # paramiko ignores "exit-signal"; a login shell that waits turns a death by signal N
-        # into exit status 128+N, as shells report it, instead of no status at all.
-        return f"{wrapped}; exit $?"
+        transport = self.conn.transport
+        return self.spec.host if transport is None else transport.getpeername()[0]
 
     def run(self, cmd: str, timeout: float | None = DEFAULT_TIMEOUT, check: bool = True,
-            sudo: bool = True, stdin: str | bytes | None = None) -> RunResult:
-        """Run `cmd` under /bin/sh, through `sudo -n` unless we log in as root (the harness
-        manages servers, iptables and /var/lib paths, which need root on every node)."""
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            # A dropped link (a partition of the controller's path, a restarted sshd): try
-            # one new connection before giving up, so heals and teardown still reach the node.
-            try:
-                fresh = SSHRemote.connect(self.spec)
-            except RemoteError as e:
-                raise RemoteError(f"{self.spec.label}: connection is closed ({e})", host=self.spec.host, command=cmd) from e
-            self._client, self._sftp = fresh._client, None
-            transport = self._client.get_transport()
-        start = time.monotonic()
-        deadline = None if timeout is None else start + timeout
+            sudo: bool = True) -> RunResult:
+        """Run `cmd` under /bin/sh; through `sudo -n` when `sudo` and we are not root (iptables,
+        package installs). Servers under test run as the login user and need no sudo."""
+        self.ensure_open()
         try:
-            chan = transport.open_session(timeout=CONNECT_TIMEOUT)
-            chan.exec_command(self._wrap(cmd, timeout, sudo))
-        except (paramiko.SSHException, OSError) as e:
-            raise RemoteError(f"{self.spec.label}: cannot start {cmd!r}: {e}", host=self.spec.host,
-                              command=cmd) from e
-        pending = memoryview(stdin.encode() if isinstance(stdin, str) else (stdin or b""))
-        if not pending:
-            chan.shutdown_write()  # commands that read stdin see EOF at once
-        out, err = bytearray(), bytearray()
-        try:
-            while True:
-                busy = False
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                    busy = True
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                    busy = True
-                if pending and chan.send_ready():
-                    sent = chan.send(pending[:32768])
-                    pending = pending[sent:]
-                    if not pending:
-                        chan.shutdown_write()
-                    busy = True
-                # Done once the exit status and EOF are in (or the channel died) and output drained.
-                if (chan.closed or (chan.exit_status_ready() and chan.eof_received)) \
-                        and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise RemoteTimeout(
-                        f"{self.spec.label}: {cmd!r} timed out after {timeout:g}s",
-                        host=self.spec.host, command=cmd, stderr=err.decode(errors="replace"))
-                if not busy:
-                    wait = 0.2 if deadline is None else min(0.2, deadline - now)
-                    select.select([chan], [], [], max(wait, 0.0))
-            code = chan.recv_exit_status() if chan.exit_status_ready() else -1
-        finally:
-            chan.close()
-        if code == -1:  # no exit status: sshd or the connection went away mid-command
+            result = self.conn.run(
+                wrap_command(cmd, self.spec.user, timeout, sudo), hide=True, warn=True, pty=False,
+                timeout=timeout, in_stream=io.StringIO(""), encoding="utf-8",
+            )
+        except CommandTimedOut as e:
+            raise RemoteTimeout(f"{self.spec.label}: {cmd!r} timed out after {timeout:g}s",
+                                host=self.spec.host, command=cmd, stderr=e.result.stderr) from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise RemoteError(f"{self.spec.label}: cannot run {cmd!r}: {e or type(e).__name__}",
+                              host=self.spec.host, command=cmd) from e
+        if result.exited == -1:  # no exit status: sshd or the connection went away mid-command
             raise RemoteError(f"{self.spec.label}: connection lost while running {cmd!r}",
-                              host=self.spec.host, command=cmd, stderr=err.decode(errors="replace"))
-        result = RunResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
-        if check and code != 0:
+                              host=self.spec.host, command=cmd, stderr=result.stderr)
+        out = RunResult(result.exited, result.stdout, result.stderr)
+        if check and out.exit_code != 0:
             raise RemoteError(
-                f"{self.spec.label}: {cmd!r} exited {code}: {_tail(result.stderr) or '(no stderr)'}",
-                host=self.spec.host, command=cmd, exit_code=code, stderr=result.stderr)
-        return result
+                f"{self.spec.label}: {cmd!r} exited {out.exit_code}: {tail(out.stderr) or '(no stderr)'}",
+                host=self.spec.host, command=cmd, exit_code=out.exit_code, stderr=out.stderr)
+        return out
 
-    def _sftp_client(self) -> paramiko.SFTPClient:
-        with self._sftp_lock:
-            if self._sftp is None:
-                try:
-                    self._sftp = self._client.open_sftp()
-                except (paramiko.SSHException, OSError) as e:
-                    raise RemoteError(f"{self.spec.label}: SFTP unavailable: {e}", host=self.spec.host) from e
-                self._sftp.get_channel().settimeout(DEFAULT_TIMEOUT)
-            return self._sftp
+    # --- files ---------------------------------------------------------------------------------
+    # fabric's put/get need the SFTP subsystem. Some sshd configurations have none; for those
+    # (our own code: fabric has no fallback) bytes are streamed through `cat` on an exec channel.
 
     def upload(self, local_path: str | Path, remote_path: str) -> None:
-        try:
-            self._sftp_client().put(str(local_path), remote_path)
-        except (OSError, paramiko.SSHException) as e:
-            raise RemoteError(f"{self.spec.label}: upload {local_path} -> {remote_path} failed: {e}",
-                              host=self.spec.host) from e
+        self._transfer(local_path, remote_path, "upload", self.conn.put, self._cat_upload)
 
     def download(self, remote_path: str, local_path: str | Path) -> None:
+        self._transfer(remote_path, local_path, "download", self.conn.get, self._cat_download)
+
+    def _transfer(self, src, dst, what: str, sftp_copy, exec_copy) -> None:
+        self.ensure_open()
         try:
-            self._sftp_client().get(remote_path, str(local_path))
-        except (OSError, paramiko.SSHException) as e:
-            raise RemoteError(f"{self.spec.label}: download {remote_path} -> {local_path} failed: {e}",
+            if not self._sftp_missing:
+                try:
+                    sftp_copy(str(src), str(dst))
+                    return
+                except (paramiko.SSHException, EOFError) as e:
+                    if not _sftp_refused(e):
+                        raise
+                    log.info("%s: no SFTP subsystem; copying files over the exec channel", self.spec.label)
+                    self._sftp_missing = True
+            exec_copy(src, dst)
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise RemoteError(f"{self.spec.label}: {what} {src} -> {dst} failed: {e or type(e).__name__}",
                               host=self.spec.host) from e
 
+    def _exec_channel(self, cmd: str) -> paramiko.Channel:
+        chan = self.conn.transport.open_session(timeout=CONNECT_TIMEOUT)
+        chan.settimeout(DEFAULT_TIMEOUT)
+        chan.exec_command(wrap_command(cmd, self.spec.user, DEFAULT_TIMEOUT, sudo=False))
+        return chan
+
+    def _cat_upload(self, local_path: str | Path, remote_path: str) -> None:
+        chan = self._exec_channel(f"cat > {shlex.quote(remote_path)}")
+        try:
+            with open(local_path, "rb") as f:
+                while chunk := f.read(COPY_CHUNK):
+                    chan.sendall(chunk)
+            chan.shutdown_write()
+            self._finish(chan, "cat >")
+        finally:
+            chan.close()
+
+    def _cat_download(self, remote_path: str, local_path: str | Path) -> None:
+        chan = self._exec_channel(f"cat {shlex.quote(remote_path)}")
+        try:
+            chan.shutdown_write()
+            with open(local_path, "wb") as f:
+                while chunk := chan.recv(COPY_CHUNK):
+                    f.write(chunk)
+            self._finish(chan, "cat")
+        finally:
+            chan.close()
+
+    @staticmethod
+    def _finish(chan: paramiko.Channel, what: str) -> None:
+        code = chan.recv_exit_status()
+        if code != 0:
+            err = b""
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(COPY_CHUNK)
+            raise OSError(f"{what} exited {code}: {tail(err.decode(errors='replace')) or '(no stderr)'}")
+
     def close(self) -> None:
-        with self._sftp_lock:
-            if self._sftp is not None:
-                self._sftp.close()
-                self._sftp = None
-        self._client.close()
+        self.conn.close()
 
     def __repr__(self) -> str:
         return f"SSHRemote({self.spec.label})"
 
 
-def connect_all(specs: Iterable[NodeSpec], timeout: float = CONNECT_TIMEOUT) -> dict[str, Remote]:
-    """Connect to every node in parallel; all or nothing, failures reported on one line."""
+def _auth_kwargs(spec: NodeSpec, timeout: float) -> dict:
+    """paramiko's connect arguments: the key or password given, else the agent and ~/.ssh keys."""
+    kwargs: dict = {
+        "allow_agent": spec.key_path is None,
+        "look_for_keys": spec.key_path is None and spec.password is None,
+        "banner_timeout": timeout, "auth_timeout": timeout,
+    }
+    if spec.key_path is not None:
+        kwargs["key_filename"] = [spec.key_path]
+    if spec.password is not None:
+        kwargs["password"] = spec.password
+    return kwargs
+
+
+def _sftp_refused(exc: BaseException) -> bool:
+    """paramiko's ways of saying the server has no SFTP subsystem."""
+    text = str(exc).lower()
+    return isinstance(exc, EOFError) or "channel closed" in text or "subsystem" in text
+
+
+def connect_all(specs: Iterable[NodeSpec], timeout: float = CONNECT_TIMEOUT) -> dict[str, SSHRemote]:
+    """Connect to every node at once (a fabric ThreadingGroup); all or nothing, one line per
+    unreachable node."""
     specs = list(specs)
     if not specs:
         return {}
-    with ThreadPoolExecutor(max_workers=min(32, len(specs))) as pool:
-        futures = {s.name: pool.submit(SSHRemote.connect, s, timeout) for s in specs}
-    remotes: dict[str, Remote] = {}
-    problems: list[RemoteError] = []
-    for name, fut in futures.items():
-        try:
-            remotes[name] = fut.result()
-        except RemoteError as e:
-            problems.append(e)
+    remotes = {s.name: SSHRemote(s, SSHRemote.connection(s, timeout)) for s in specs}
+    by_conn = {id(r.conn): r for r in remotes.values()}
+    group = ThreadingGroup.from_connections([r.conn for r in remotes.values()])
+    problems: list[str] = []
+    try:
+        group.run("true", hide=True, warn=True, in_stream=False, timeout=timeout)
+    except GroupException as e:
+        for conn, outcome in e.result.items():
+            if isinstance(outcome, BaseException):
+                spec = by_conn[id(conn)].spec
+                problems.append(f"{spec.label}: {describe_connect_error(spec, outcome)}")
     if problems:
         for r in remotes.values():
             r.close()
-        raise RemoteError("; ".join(str(p) for p in problems),
-                          host=",".join(p.host for p in problems)) from problems[0]
+        raise RemoteError("\n".join(problems), host=",".join(p.split(" ", 1)[0] for p in problems))
+    for r in remotes.values():
+        r.conn.transport.set_keepalive(15)
     return remotes
 
 
 def run_all(remotes: Mapping[str, Remote], cmd: str, timeout: float | None = DEFAULT_TIMEOUT,
-            check: bool = True, sudo: bool = True,
-            stdin: str | bytes | None = None) -> dict[str, RunResult]:
-    """Run one command on every node at once. With check, any failure raises after all finish."""
+            check: bool = True, sudo: bool = True) -> dict[str, RunResult]:
+    """Run one command on every node at once (a fabric ThreadingGroup). With check, any failure
+    raises after all finish, naming every node that failed; `.results` holds what succeeded."""
     if not remotes:
         return {}
-    with ThreadPoolExecutor(max_workers=min(32, len(remotes))) as pool:
-        futures = {name: pool.submit(r.run, cmd, timeout, False, sudo, stdin) for name, r in remotes.items()}
+    for r in remotes.values():
+        r.ensure_open()  # type: ignore[attr-defined]
+    by_conn = {id(r.conn): (name, r) for name, r in remotes.items()}  # type: ignore[attr-defined]
+    users = {r.spec.user for r in remotes.values()}  # type: ignore[attr-defined]
     results: dict[str, RunResult] = {}
     errors: list[RemoteError] = []
-    for name, fut in futures.items():
+    for user in sorted(users):  # one wrapped command line per login user
+        members = [r for r in remotes.values() if r.spec.user == user]  # type: ignore[attr-defined]
+        group = ThreadingGroup.from_connections([r.conn for r in members])  # type: ignore[attr-defined]
         try:
-            results[name] = fut.result()
-        except RemoteError as e:  # timeouts and lost connections
-            errors.append(e)
+            outcomes = group.run(wrap_command(cmd, user, timeout, sudo), hide=True, warn=True,
+                                 pty=False, timeout=timeout, in_stream=io.StringIO(""), encoding="utf-8")
+        except GroupException as e:
+            outcomes = e.result
+        for conn, outcome in outcomes.items():
+            name, r = by_conn[id(conn)]
+            label = r.spec.label  # type: ignore[attr-defined]
+            if isinstance(outcome, CommandTimedOut):
+                errors.append(RemoteTimeout(f"{label}: {cmd!r} timed out after {timeout:g}s", host=name, command=cmd))
+            elif isinstance(outcome, BaseException):
+                errors.append(RemoteError(f"{label}: cannot run {cmd!r}: {outcome}", host=name, command=cmd))
+            elif outcome.exited == -1:
+                errors.append(RemoteError(f"{label}: connection lost while running {cmd!r}", host=name, command=cmd))
+            else:
+                results[name] = RunResult(outcome.exited, outcome.stdout, outcome.stderr)
     if check:
         for name, res in results.items():
             if res.exit_code != 0:
-                label = getattr(getattr(remotes[name], "spec", None), "label", name)
+                label = remotes[name].spec.label  # type: ignore[attr-defined]
                 errors.append(RemoteError(
-                    f"{label}: {cmd!r} exited {res.exit_code}: {_tail(res.stderr) or '(no stderr)'}",
+                    f"{label}: {cmd!r} exited {res.exit_code}: {tail(res.stderr) or '(no stderr)'}",
                     host=name, command=cmd, exit_code=res.exit_code, stderr=res.stderr))
     if errors:
         err = RemoteError("\n".join(str(e) for e in errors), host=",".join(e.host for e in errors), command=cmd)

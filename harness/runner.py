@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from functools import reduce
 import signal
 import threading
 import time
@@ -20,9 +21,13 @@ from typing import Any
 
 from rich.markup import escape
 
+from nemesis.schedule import make_nemeses
+
 from .db import Node, ServerDB, make_db
 from .history import INFO, HistoryRecorder
+from .preflight import Needs
 from .store import RunDir, test_record
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ class TestOptions:
     recovery_time: float = 30.0
     tick_time: int = 500
     zookeeper_path: str | None = None
+    node_dir: str | None = None
     seed: int | None = None
     store: str = "store"
     name: str | None = None
@@ -125,6 +131,9 @@ class TestRun:
         self.remotes: dict[str, Any] = {}
         self.nodes: list[Node] = []
         self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
+        self.workspace = Workspace(opts.node_dir)
+        self.nemeses = make_nemeses(opts.nemesis)
+        self.teardown_problems: list[str] = []
         self.schedule = None
         self.stop = threading.Event()
         self.history: HistoryRecorder | None = None
@@ -200,25 +209,31 @@ class TestRun:
 
     def _say(self, msg: str) -> None:
         if self.console is not None:
-            self.console.print(msg)
+            self.console.print(msg, soft_wrap=True)  # one long line stays one line (CI logs, grep)
         log.info("%s", msg)
 
     # --- phases ----------------------------------------------------------------------------------
 
     def _provision(self) -> None:
-        from .provision import provision
+        from .provision import prepare_hosts, provision
 
         self.state.phase = "provisioning"
         self.nodes = provision(self.opts, self._say, self)
+        self.state.phase = "checking the hosts"
+        prepare_hosts(self.nodes, self.workspace, self._needs)
         # test.json names the nodes actually used (a local cluster's are made up here).
         record = self.run_dir.read_json(self.run_dir.test_json)
         record["nodes"] = [f"{n.name}={n.address}" if n.name != n.address else n.name for n in self.nodes]
         self.run_dir.write_json(self.run_dir.test_json, record)
 
+    def _needs(self, node: Node) -> Needs:
+        """What this run needs of a host: the DB's needs and every fault family's."""
+        return reduce(lambda a, b: a | b, (n.needs for n in self.nemeses), self.db.needs(node))
+
     def _start_db(self) -> None:
         self.state.phase = f"installing {self.opts.db}"
+        self.db.prepare(self.nodes)
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(lambda n: self.db.teardown(n), self.nodes))
             list(pool.map(lambda n: self.db.setup(n, self.nodes), self.nodes))
             list(pool.map(self.db.start, self.nodes))
         self.state.phase = "waiting for a healthy ensemble"
@@ -228,14 +243,14 @@ class TestRun:
 
     def _workload(self) -> None:
         from nemesis.base import NemesisContext
-        from nemesis.schedule import Schedule, make_nemeses
+        from nemesis.schedule import Schedule
         from workloads.register import RegisterGenerator
 
         opts = self.opts
         self.generator = RegisterGenerator(opts.keys, random.Random(self.rng.random()))
         limiter = RateLimiter(opts.rate)
         ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()))
-        self.schedule = Schedule(make_nemeses(opts.nemesis), ctx, self.history, opts.nemesis_interval)
+        self.schedule = Schedule(self.nemeses, ctx, self.history, opts.nemesis_interval)
         workers = self.workers = [
             threading.Thread(target=self._worker, args=(i, limiter), daemon=True) for i in range(opts.concurrency)
         ]
@@ -337,7 +352,9 @@ class TestRun:
             return
         from .provision import collect_and_teardown
 
-        collect_and_teardown(self, self.run_dir)
+        self.teardown_problems = collect_and_teardown(self, self.run_dir)
+        for line in self.teardown_problems:
+            self._say(f"[yellow]teardown:[/] {escape(line)}")
 
 
 def exit_code(valid: Any) -> int:

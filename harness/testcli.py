@@ -63,7 +63,11 @@ def _nemesis_list(ctx, param, value: str) -> list[str]:
 @click.option("--op-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 600))
 @click.option("--recovery-time", default=30.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option("--tick-time", default=500, show_default=True, type=click.IntRange(10, 60000), help="tickTime of the servers.")
-@click.option("--zookeeper-path", default=None, help="An Apache ZooKeeper install (lib dir) instead of the Debian package.")
+@click.option("--zookeeper-path", default=None, type=click.Path(exists=True),
+              help="Apache ZooKeeper on this machine (a dir of jars, a release dir with lib/, or the release "
+                   "tarball), uploaded to the nodes instead of using Debian's package there.")
+@click.option("--node-dir", default=None,
+              help="Where each run's private directory is made on the nodes (default: the login user's $TMPDIR or /tmp).")
 @click.option("--seed", default=None, type=int)
 @click.option("--store", default="store", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Test name in the store (default: db-workload-nemeses).")

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from harness.db import Node
+from harness.preflight import Needs
 
 from .base import NemesisContext
 
@@ -78,6 +79,7 @@ class PartitionNemesis:
     name = "partition"
     start_f = "start-partition"
     stop_f = "stop-partition"
+    needs = Needs(root=True, iptables=True)
 
     def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
         self.variants = variants

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from harness.db import Node
+from harness.preflight import Needs
 
 from .base import NemesisContext, pick_targets
 
@@ -25,6 +26,7 @@ class ProcessNemesis:
     name = "process"
     start_f = "fault"
     stop_f = "undo"
+    needs = Needs()  # the server runs as the login user: signalling it needs no root
 
     def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
         self.variants = variants

@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from harness.cluster import netns
+from harness.cluster import hostfs, netns
+from harness.cluster.hostfs import NodeQuirks
 from harness.cluster.netns import ClusterError, sh
 from harness.remote import NodeSpec, RemoteError, SSHRemote
 
 DEFAULT_STATE_DIR = Path("/var/lib/zkchaos/cluster")
+RUN_DIR = Path("/run/zkchaos")  # sshd's own files: never under a node's private directories
 DEFAULT_SUBNET = "10.66.77.0/24"
 SSHD = "/usr/sbin/sshd"
 MAX_NODES = 50  # node i gets host number 10+i; the limit keeps names and addresses short
@@ -31,8 +33,12 @@ NEED_ROOT = "zkchaos cluster needs root (network namespaces); run as root or use
 
 
 class LocalCluster:
+    """`separate` nodes get a filesystem of their own and `login` as their SSH user (see
+    hostfs); `quirks` (node number -> NodeQuirks) make single nodes differ."""
+
     def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, prefix: str = "zkc",
-                 subnet: str = DEFAULT_SUBNET) -> None:
+                 subnet: str = DEFAULT_SUBNET, login: str = "root", separate: bool = False,
+                 quirks: dict[int, NodeQuirks] | None = None) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", prefix):
             raise ClusterError(f"prefix {prefix!r}: use 1-6 lowercase letters/digits (interface names are short)")
         self.state_dir = Path(state_dir)
@@ -40,8 +46,16 @@ class LocalCluster:
         self.subnet = ipaddress.ip_network(subnet)
         if self.subnet.prefixlen != 24 or not self.subnet.is_private:
             raise ClusterError(f"subnet {subnet}: need a private /24")
+        if login != "root" and not separate:
+            raise ClusterError(f"login {login!r}: a user other than root needs separate nodes")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", login):
+            raise ClusterError(f"login {login!r}: use a short lowercase user name")
+        self.login = login
+        self.separate = separate
+        self.quirks = dict(quirks or {})
         self.bridge = f"{prefix}br0"
         self.key_path = self.state_dir / "id_ed25519"
+        self.run_dir = RUN_DIR / prefix
         self._ns_re = re.compile(rf"{re.escape(prefix)}-n(\d+)")
         self._veth_re = re.compile(rf"{re.escape(prefix)}v(\d+)")
 
@@ -55,11 +69,22 @@ class LocalCluster:
     def _node_dir(self, i: int) -> Path:
         return self.state_dir / f"n{i}"
 
-    def _pidfile(self, i: int) -> Path:
-        return self._node_dir(i) / "sshd.pid"
+    def _sshd_dir(self, i: int) -> Path:
+        return self.run_dir / f"n{i}"
+
+    def private_root(self, i: int) -> Path:
+        """Where a separate node's private directories live, seen from this machine."""
+        return self._node_dir(i) / "root"
+
+    def pidfile(self, i: int) -> Path:
+        return self._sshd_dir(i) / "sshd.pid"
+
+    def _quirks(self, i: int) -> NodeQuirks:
+        return self.quirks.get(i, NodeQuirks())
 
     def specs(self, n: int) -> list[NodeSpec]:
-        return [NodeSpec(f"n{i}", self.address(i), 22, "root", str(self.key_path)) for i in range(1, n + 1)]
+        return [NodeSpec(f"n{i}", self.address(i), 22, self.login, str(self.key_path), ssh_config=False)
+                for i in range(1, n + 1)]
 
     # --- state --------------------------------------------------------------------------------
     def _state_file(self) -> Path:
@@ -107,13 +132,13 @@ class LocalCluster:
 
     def _healthy(self, n: int) -> bool:
         state = self._load_state()
-        if not state or state.get("n") != n or state.get("subnet") != str(self.subnet):
+        if not state or state.get("n") != n or state.get("shape") != self._shape():
             return False
         if self.bridge not in netns.link_names() or not self.key_path.exists():
             return False
         for i in range(1, n + 1):
-            ns, pid = self.netns_name(i), netns.read_pidfile(self._pidfile(i))
-            if pid is None or not netns.is_our_sshd(pid, ns, self._pidfile(i)) or not netns.ssh_answers(self.address(i)):
+            ns, pid = self.netns_name(i), netns.read_pidfile(self.pidfile(i))
+            if pid is None or not netns.is_our_sshd(pid, ns, self.pidfile(i)) or not netns.ssh_answers(self.address(i)):
                 return False
         return True
 
@@ -144,20 +169,30 @@ class LocalCluster:
             # No default route inside: a node can reach only the /24, never the outside.
             self._start_sshd(i)
         self._state_file().write_text(json.dumps(
-            {"n": n, "prefix": self.prefix, "subnet": str(self.subnet), "bridge": self.bridge,
+            {"n": n, "shape": self._shape(), "prefix": self.prefix, "subnet": str(self.subnet), "bridge": self.bridge,
              "key_path": str(self.key_path), "created": time.time(),
              "nodes": [{"name": f"n{i}", "netns": self.netns_name(i), "address": self.address(i),
-                        "pidfile": str(self._pidfile(i))} for i in range(1, n + 1)]}, indent=2))
+                        "pidfile": str(self.pidfile(i))} for i in range(1, n + 1)]}, indent=2))
         self._wait_for_ssh(n, deadline)
+
+    def _shape(self) -> dict:
+        """What makes two clusters with the same prefix different (an `up` rebuilds on change)."""
+        return {"subnet": str(self.subnet), "login": self.login, "separate": self.separate,
+                "quirks": {str(i): q.as_dict() for i, q in sorted(self.quirks.items())}}
 
     def _make_keys(self, n: int) -> None:
         for p in (self.key_path, self.key_path.with_suffix(".pub")):
             p.unlink(missing_ok=True)
         sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "zkchaos-cluster", "-f", str(self.key_path)])
         (self.state_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
+        uid = hostfs.free_uid() if self.login != "root" else 0
         for i in range(1, n + 1):
-            d = self._node_dir(i)
+            d = self._sshd_dir(i)
             d.mkdir(parents=True, exist_ok=True)
+            if self.separate:
+                (d / "stage").mkdir(exist_ok=True)
+                hostfs.build_root(self.private_root(i), self.login, uid,
+                                  self.key_path.with_suffix(".pub").read_text(), self._quirks(i))
             hostkey = d / "ssh_host_ed25519_key"
             for p in (hostkey, hostkey.with_suffix(".pub")):
                 p.unlink(missing_ok=True)
@@ -165,29 +200,36 @@ class LocalCluster:
 
     def _start_sshd(self, i: int) -> None:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation chroot
-        d = self._node_dir(i)
+        d = self._sshd_dir(i)
         opts = {
             "ListenAddress": f"{self.address(i)}:22",
-            "PidFile": str(self._pidfile(i)),
-            "AuthorizedKeysFile": str(self.state_dir / "authorized_keys"),
+            "PidFile": str(self.pidfile(i)),
+            # A separate node keeps keys where real hosts do: in the login user's home.
+            "AuthorizedKeysFile": ".ssh/authorized_keys" if self.separate else str(self.state_dir / "authorized_keys"),
             "PermitRootLogin": "prohibit-password",
-            "AllowUsers": "root",  # the one account the harness uses
+            "AllowUsers": self.login,  # the one account the harness uses
             "PasswordAuthentication": "no",
             "KbdInteractiveAuthentication": "no",
             "StrictModes": "no",
             "UsePAM": "no",
             "UseDNS": "no",
-            "Subsystem": "sftp internal-sftp",  # no sshd_config, so SFTP must be named here
             "MaxSessions": "64",  # the harness runs many commands per node at once
             "MaxStartups": "64:30:128",
         }
+        if self._quirks(i).sftp:
+            opts["Subsystem"] = "sftp internal-sftp"  # no sshd_config, so SFTP must be named here
         argv = [SSHD, "-f", "/dev/null", "-h", str(d / "ssh_host_ed25519_key"), "-E", str(d / "sshd.log")]
         for k, v in opts.items():
             argv += ["-o", f"{k}={v}"]
-        # A UTS namespace gives the node its own hostname without touching the machine's.
+        # A UTS namespace gives the node its own hostname without touching the machine's; a
+        # separate node also gets a mount namespace with its private directories bound in.
+        namespaces, prepare = ["--uts"], 'hostname "$0"'
+        if self.separate:
+            namespaces.append("--mount")
+            prepare += " && " + hostfs.mount_script(self.private_root(i), d / "stage", self._quirks(i))
         try:
-            sh(["ip", "netns", "exec", self.netns_name(i), "unshare", "--uts", "--",
-                "sh", "-c", 'hostname "$0" && exec "$@"', f"n{i}", *argv])
+            sh(["ip", "netns", "exec", self.netns_name(i), "unshare", *namespaces, "--",
+                "sh", "-c", f'{prepare} && exec "$@"', f"n{i}", *argv])
         except ClusterError as e:
             # sshd reports to its -E log, not stderr; surface the last line of it.
             log = (d / "sshd.log").read_text().strip().splitlines() if (d / "sshd.log").exists() else []
@@ -204,7 +246,7 @@ class LocalCluster:
                     except RemoteError as e:
                         last = str(e)
                 if time.monotonic() > deadline:
-                    log = self._node_dir(int(spec.name[1:])) / "sshd.log"
+                    log = self._sshd_dir(int(spec.name[1:])) / "sshd.log"
                     raise ClusterError(f"{spec.label}: sshd not answering ({last}); see {log}")
                 time.sleep(0.05)
 
@@ -224,8 +266,8 @@ class LocalCluster:
         rows = []
         namespaces = set(netns.netns_names())
         for i in self._known_indexes():
-            ns, pid = self.netns_name(i), netns.read_pidfile(self._pidfile(i))
-            running = pid is not None and netns.is_our_sshd(pid, ns, self._pidfile(i))
+            ns, pid = self.netns_name(i), netns.read_pidfile(self.pidfile(i))
+            running = pid is not None and netns.is_our_sshd(pid, ns, self.pidfile(i))
             rows.append({"name": f"n{i}", "netns": ns, "address": self.address(i),
                          "netns_exists": ns in namespaces, "sshd_pid": pid if running else None,
                          "ssh": running and netns.ssh_answers(self.address(i))})
@@ -249,8 +291,8 @@ class LocalCluster:
         namespaces = set(netns.netns_names())
         for i in self._known_indexes():
             ns = self.netns_name(i)
-            pid = netns.read_pidfile(self._pidfile(i))
-            if pid is not None and netns.is_our_sshd(pid, ns, self._pidfile(i)):
+            pid = netns.read_pidfile(self.pidfile(i))
+            if pid is not None and netns.is_our_sshd(pid, ns, self.pidfile(i)):
                 netns.stop_pids([pid])
                 removed.append(f"sshd pid {pid}")
             if ns in namespaces:
@@ -279,9 +321,15 @@ class LocalCluster:
                 removed.append(f"(added blackhole route {self.subnet})")
             netns.hold_subnet(self.subnet)
         self._state_file().unlink(missing_ok=True)
-        for p in self.state_dir.glob("n*"):
-            if p.is_dir() and re.fullmatch(r"n\d+", p.name):
-                shutil.rmtree(p, ignore_errors=True)
+        for parent in (self.state_dir, self.run_dir):
+            for p in parent.glob("n*"):
+                if p.is_dir() and re.fullmatch(r"n\d+", p.name):
+                    shutil.rmtree(p, ignore_errors=True)
+        for p in (self.run_dir, RUN_DIR):
+            try:
+                p.rmdir()  # only if empty: other clusters may keep theirs there
+            except OSError:
+                pass
         for name in ("id_ed25519", "id_ed25519.pub", "authorized_keys"):
             (self.state_dir / name).unlink(missing_ok=True)
         return removed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import DB, Node, ServerDB
+from .base import DB, Node, ServerDB, SetupError
 from .zkchaos import ZkChaosDB
 from .zookeeper import ZooKeeperDB
 
@@ -11,10 +11,8 @@ def make_db(name: str, tick_time: int = 500, install_path: str | None = None) ->
     if name == "zkchaos":
         return ZkChaosDB(tick_time=tick_time)
     if name == "zookeeper":
-        db = ZooKeeperDB(tick_time=tick_time)
-        db.install_path = install_path
-        return db
+        return ZooKeeperDB(tick_time=tick_time, install_path=install_path)
     raise ValueError(f"unknown db {name!r} (zkchaos or zookeeper)")
 
 
-__all__ = ["DB", "Node", "ServerDB", "ZkChaosDB", "ZooKeeperDB", "make_db"]
+__all__ = ["DB", "Node", "ServerDB", "SetupError", "ZkChaosDB", "ZooKeeperDB", "make_db"]

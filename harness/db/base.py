@@ -1,10 +1,10 @@
-"""The DB protocol, and what both servers under test share: zoo.cfg, daemon control by pid file,
-status over the four-letter words.
+"""The DB protocol, and the lifecycle both servers under test share: zoo.cfg, daemon control by
+pid file, status over the four-letter words.
 
-A server runs as a daemon on its node, started over the node's Remote with a pid file; kill,
-pause and resume signal exactly that pid. Everything lives in one directory per node
-(`/var/lib/zkchaos/db/<node>`), so nodes that share a filesystem (local namespaces) never
-collide.
+A server runs as a daemon on its node, as the login user, inside this run's private directory
+on that node (`node.dir`, made by the workspace): zoo.cfg, data/, server.log and server.pid live
+there, so runs never collide and nothing has a fixed name. Kill, pause and resume signal exactly
+the pid in server.pid, after checking that the process really is ours.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..localproc import four_letter
+from ..preflight import Needs
+from ..remote import Remote
+from ..servers import CLIENT_PORT, base_settings, server_line, server_mode, zoo_cfg
 
 log = logging.getLogger(__name__)
-
-CLIENT_PORT = 2181
-QUORUM_PORT = 2888
-ELECTION_PORT = 3888
-BASE_DIR = "/var/lib/zkchaos/db"
 
 
 @dataclass
@@ -31,18 +28,16 @@ class Node:
 
     name: str
     address: str
-    remote: object  # harness.remote.Remote
+    remote: Remote
     local: bool = False  # shares this machine's filesystem (local namespaces)
     id: int = 0  # myid, 1-based
-
-    @property
-    def dir(self) -> str:
-        return f"{BASE_DIR}/{self.name}"
+    dir: str = ""  # this run's private directory on the node (see harness.workspace)
 
 
 class DB(Protocol):
     name: str
 
+    def prepare(self, nodes: list[Node]) -> None: ...
     def setup(self, node: Node, nodes: list[Node]) -> None: ...
     def start(self, node: Node) -> None: ...
     def kill(self, node: Node) -> None: ...
@@ -50,6 +45,11 @@ class DB(Protocol):
     def resume(self, node: Node) -> None: ...
     def teardown(self, node: Node) -> None: ...
     def log_files(self, node: Node) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class SetupError(RuntimeError):
+    """Installing or configuring the DB on a node failed; one line naming the node and the fix."""
 
 
 @dataclass
@@ -69,41 +69,48 @@ class ServerDB:
     def command(self, node: Node) -> str:
         raise NotImplementedError
 
+    def needs(self, node: Node) -> Needs:
+        """What the server needs of a host (checked before anything is touched)."""
+        return Needs()
+
+    def config_files(self, node: Node) -> dict[str, str]:
+        """Extra files (name -> text) the server needs beside zoo.cfg."""
+        return {}
+
     # --- configuration -------------------------------------------------------------------------
 
+    def prepare(self, nodes: list[Node]) -> None:
+        """Work done once on the control machine before any node is set up."""
+
+    def close(self) -> None:
+        """Remove what `prepare` left on the control machine."""
+
+    def zoo_settings(self, node: Node) -> dict[str, str]:
+        settings = base_settings(self.tick_time, f"{node.dir}/data", CLIENT_PORT, node.address)
+        settings["autopurge.purgeInterval"] = "1"
+        settings.update(self.settings)
+        return settings
+
     def zoo_cfg(self, node: Node, nodes: list[Node]) -> str:
-        lines = {
-            "tickTime": str(self.tick_time),
-            "initLimit": "10",
-            "syncLimit": "5",
-            "dataDir": f"{node.dir}/data",
-            "clientPort": str(CLIENT_PORT),
-            "clientPortAddress": node.address,
-            "maxClientCnxns": "0",
-            "4lw.commands.whitelist": "*",
-            "autopurge.purgeInterval": "1",
-        }
-        lines.update(self.settings)
-        text = "".join(f"{k}={v}\n" for k, v in lines.items())
-        if len(nodes) > 1:
-            text += "".join(f"server.{n.id}={n.address}:{QUORUM_PORT}:{ELECTION_PORT}\n" for n in nodes)
-        return text
+        servers = [server_line(n.id, n.address) for n in nodes] if len(nodes) > 1 else []
+        return zoo_cfg(self.zoo_settings(node), servers)
 
     def setup(self, node: Node, nodes: list[Node]) -> None:
+        if not node.dir:
+            raise SetupError(f"{node.name}: no run directory (the workspace makes one before setup)")
         self.install(node)
-        cfg = self.zoo_cfg(node, nodes)
-        script = (
-            f"mkdir -p {node.dir}/data && cat > {node.dir}/zoo.cfg <<'EOF'\n{cfg}EOF\n"
-            f"echo {node.id} > {node.dir}/data/myid"
-        )
-        node.remote.run(script, timeout=60)
+        files = {"zoo.cfg": self.zoo_cfg(node, nodes), **self.config_files(node)}
+        script = [f"mkdir -p {node.dir}/data", f"echo {node.id} > {node.dir}/data/myid"]
+        for name, text in files.items():
+            script.append(f"cat > {node.dir}/{name} <<'ZKCHAOS_EOF'\n{text}ZKCHAOS_EOF")
+        node.remote.run("\n".join(script), timeout=60, sudo=False)
 
     # --- process control -----------------------------------------------------------------------
 
     def _ours(self, node: Node) -> str:
         """Shell that sets $pid to our server's pid, or fails. The pid file alone is not
-        trusted: a stale one (a crashed run, a reboot) may name someone else's process, so the
-        process must also run our zoo.cfg and not be a zombie."""
+        trusted: a stale one may name someone else's process, so the process must also run
+        our zoo.cfg and not be a zombie."""
         return (
             f"pid=$(cat {node.dir}/server.pid 2>/dev/null) && [ -n \"$pid\" ] && "
             f"grep -qF -- '{node.dir}/zoo.cfg' /proc/$pid/cmdline 2>/dev/null && "
@@ -111,8 +118,8 @@ class ServerDB:
         )
 
     def is_running(self, node: Node) -> bool:
-        out = node.remote.run(f"{self._ours(node)} && echo yes || echo no", timeout=20).stdout.strip()
-        return out == "yes"
+        out = node.remote.run(f"{self._ours(node)} && echo yes || echo no", timeout=20, sudo=False)
+        return out.stdout.strip() == "yes"
 
     def start(self, node: Node) -> None:
         if self.is_running(node):
@@ -123,14 +130,14 @@ class ServerDB:
         inner = f"echo $$ > {node.dir}/server.pid; cd {node.dir} && exec env {env} {self.command(node)}"
         node.remote.run(
             f"setsid sh -c {shlex.quote(inner)} >> {node.dir}/server.log 2>&1 < /dev/null &",
-            timeout=30,
+            timeout=30, sudo=False,
         )
         deadline = time.monotonic() + 10
         while not self.is_running(node) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def _signal(self, node: Node, sig: str) -> None:
-        node.remote.run(f"{self._ours(node)} && kill -{sig} $pid || true", timeout=20)
+        node.remote.run(f"{self._ours(node)} && kill -{sig} $pid || true", timeout=20, sudo=False)
 
     def kill(self, node: Node) -> None:
         self._signal(node, "KILL")
@@ -155,8 +162,9 @@ class ServerDB:
             self.kill(node)
 
     def teardown(self, node: Node) -> None:
-        self.stop(node)
-        node.remote.run(f"rm -rf {node.dir}", timeout=60)
+        """Stop the server; the run directory itself goes with the workspace."""
+        if node.dir:
+            self.stop(node)
 
     def log_files(self, node: Node) -> list[str]:
         return [f"{node.dir}/server.log", f"{node.dir}/zoo.cfg"]
@@ -165,14 +173,7 @@ class ServerDB:
 
     def mode(self, node: Node) -> str | None:
         """The server's Mode from srvr, or None if it does not serve (down, electing, paused)."""
-        try:
-            text = four_letter(node.address, CLIENT_PORT, "srvr", timeout=1.0)
-        except OSError:
-            return None
-        for line in text.splitlines():
-            if line.startswith("Mode:"):
-                return line.split(":", 1)[1].strip()
-        return None
+        return server_mode(node.address, CLIENT_PORT)
 
     def wait_ready(self, nodes: list[Node], timeout: float = 60.0) -> None:
         """Until every node serves and, for an ensemble, one of them leads."""

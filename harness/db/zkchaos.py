@@ -1,67 +1,99 @@
 """zkchaos's own server as the DB under test.
 
 On nodes that share this machine's filesystem (local namespaces) the server runs from this
-checkout with this interpreter. On remote hosts a wheel built from the checkout is uploaded and
-installed into a virtual environment at /opt/zkchaos/venv.
+checkout with this interpreter. On remote hosts, which may have no package index at all, a
+wheel built here is uploaded into the run's directory and installed into a virtual environment
+there with `pip --no-index --no-deps`: the server (`python -m zkserver`) needs only the standard
+library, and the venv sees the host's own packages, so uvloop is used where the host has it.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import Node, ServerDB
+from ..preflight import Needs
+from ..remote import RemoteError
+from ..servers import shell_line, zkchaos_argv
+from .base import Node, ServerDB, SetupError
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-REMOTE_VENV = "/opt/zkchaos/venv"
-_WHEEL_LOCK = threading.Lock()
+# What a wheel is built from; copied out first so a build never writes into the checkout.
+SOURCES = ("pyproject.toml", "README.md", "cli.py", "zkserver", "harness", "workloads", "nemesis", "reports")
+PIP_QUIET = "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1"
+
+
+def build_wheel(out: Path) -> Path:
+    """A wheel of this checkout, built without network when setuptools is recent enough here."""
+    src = out / "src"
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif path.exists():
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / name)
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)]
+    try:
+        from importlib.metadata import version
+
+        if int(version("setuptools").split(".")[0]) >= 77:
+            argv.insert(4, "--no-build-isolation")
+    except Exception:  # noqa: BLE001 - no usable setuptools here: pip fetches one to build with
+        pass
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SetupError(f"building the zkchaos wheel failed: {done.stderr.strip()[-500:]}")
+    return next(out.glob("zkchaos-*.whl"))
 
 
 @dataclass
 class ZkChaosDB(ServerDB):
     name: str = "zkchaos"
-    remote_venv: str = REMOTE_VENV  # where remote hosts get the wheel installed
-    _wheel: Path | None = None
+    _build_dir: Path | None = field(default=None, repr=False)
+    _wheel: Path | None = field(default=None, repr=False)
 
-    def _build_wheel(self) -> Path:
-        with _WHEEL_LOCK:  # nodes are set up in parallel; build once
-            return self._build_wheel_locked()
+    def prepare(self, nodes: list[Node]) -> None:
+        if all(n.local for n in nodes) or self._wheel is not None:
+            return
+        self._build_dir = Path(tempfile.mkdtemp(prefix="zkchaos-wheel-"))
+        self._wheel = build_wheel(self._build_dir)
+        log.info("built %s for the remote hosts", self._wheel.name)
 
-    def _build_wheel_locked(self) -> Path:
-        if self._wheel is None:
-            out = Path(tempfile.mkdtemp(prefix="zkchaos-wheel-"))
-            done = subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"building the zkchaos wheel failed: {done.stderr.strip()[-500:]}")
-            self._wheel = next(out.glob("zkchaos-*.whl"))
-        return self._wheel
+    def close(self) -> None:
+        if self._build_dir is not None:
+            shutil.rmtree(self._build_dir, ignore_errors=True)
+        self._build_dir = self._wheel = None
+
+    def needs(self, node: Node) -> Needs:
+        return Needs(python=not node.local)
 
     def install(self, node: Node) -> None:
         if node.local:
             return
-        wheel = self._build_wheel()
-        remote_wheel = f"/tmp/{wheel.name}"
-        venv = self.remote_venv
-        node.remote.upload(wheel, remote_wheel)
-        node.remote.run(
-            f"test -x {venv}/bin/python || python3 -m venv {venv}; "
-            f"{venv}/bin/pip install -q --force-reinstall --no-deps {remote_wheel} && "
-            f"{venv}/bin/pip install -q {remote_wheel}",
-            timeout=600,
-        )
+        if self._wheel is None:
+            raise SetupError("the zkchaos wheel was not built (prepare() runs before setup)")
+        remote_wheel = f"{node.dir}/{self._wheel.name}"
+        node.remote.upload(self._wheel, remote_wheel)
+        venv = f"{node.dir}/venv"
+        try:
+            node.remote.run(
+                f"python3 -m venv --system-site-packages {venv} && {PIP_QUIET} {venv}/bin/python -m pip "
+                f"install -q --no-index --no-deps --no-cache-dir {remote_wheel}",
+                timeout=300, sudo=False,
+            )
+        except RemoteError as e:
+            raise SetupError(f"{node.name}: installing zkchaos into {venv} failed: {e.stderr.strip()[-300:] or e}") from e
 
     def command(self, node: Node) -> str:
+        cfg = f"{node.dir}/zoo.cfg"
         if node.local:
-            return f"env PYTHONPATH={REPO} {sys.executable} -m cli server --config {node.dir}/zoo.cfg"
-        return f"{self.remote_venv}/bin/zkchaos server --config {node.dir}/zoo.cfg"
+            return f"env PYTHONPATH={REPO} {shell_line(zkchaos_argv(sys.executable, cfg))}"
+        return shell_line(zkchaos_argv(f"{node.dir}/venv/bin/python", cfg))

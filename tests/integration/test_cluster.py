@@ -60,11 +60,11 @@ def test_each_node_answers_ssh_with_its_own_name_and_address(cluster: LocalClust
 
 
 def test_up_again_is_a_no_op(cluster: LocalCluster, remotes) -> None:
-    pids = [nsutil.read_pidfile(cluster.state_dir / f"n{i}" / "sshd.pid") for i in (1, 2, 3)]
+    pids = [nsutil.read_pidfile(cluster.pidfile(i)) for i in (1, 2, 3)]
     started = time.monotonic()
     assert [s.host for s in cluster.up(3)] == [cluster.address(i) for i in (1, 2, 3)]
     assert time.monotonic() - started < 2
-    assert [nsutil.read_pidfile(cluster.state_dir / f"n{i}" / "sshd.pid") for i in (1, 2, 3)] == pids
+    assert [nsutil.read_pidfile(cluster.pidfile(i)) for i in (1, 2, 3)] == pids
 
 
 def test_partition_rule_cuts_one_peer_and_removing_it_heals(cluster: LocalCluster, remotes) -> None:
@@ -94,7 +94,6 @@ def test_upload_download_round_trip(remotes, tmp_path: Path) -> None:
     finally:
         node.run(f"rm -f {remote_path}")
     assert back.read_bytes() == data
-    assert node.run("cat", stdin=b"echo me").stdout == "echo me"
 
 
 def test_run_errors_and_timeouts(remotes) -> None:
@@ -155,7 +154,7 @@ def test_without_root_the_cli_says_so(tmp_path: Path) -> None:
 
 
 def test_down_leaves_nothing_even_after_a_crash(cluster: LocalCluster, remotes) -> None:
-    pids = [nsutil.read_pidfile(cluster.state_dir / f"n{i}" / "sshd.pid") for i in (1, 2, 3)]
+    pids = [nsutil.read_pidfile(cluster.pidfile(i)) for i in (1, 2, 3)]
     assert all(pids)
     # A run that crashed and lost its state dir: a fresh instance must still find and remove it all.
     orphan = LocalCluster(cluster.state_dir / "elsewhere", prefix=PREFIX, subnet=SUBNET)

@@ -14,6 +14,7 @@ from harness.cluster import LocalCluster
 from harness.db import Node, ZkChaosDB
 from harness.localproc import four_letter
 from harness.remote import connect_all
+from harness.workspace import Workspace
 from nemesis.base import NemesisContext
 from nemesis.partition import PartitionNemesis, drops_between
 from nemesis.process import KillNemesis, PauseNemesis
@@ -32,9 +33,10 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[No
     remotes = connect_all(specs)
     nodes = [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
     db = ZkChaosDB(tick_time=200)
+    workspace = Workspace()
     try:
         for n in nodes:
-            db.teardown(n)
+            workspace.create(n)
             db.setup(n, nodes)
             db.start(n)
         db.wait_ready(nodes, timeout=60)
@@ -43,6 +45,7 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[No
         for n in nodes:
             try:
                 db.teardown(n)
+                workspace.remove(n)
             finally:
                 n.remote.close()
         cluster.down()
