@@ -40,7 +40,8 @@ def provision(opts, say: Callable[[str], None], run) -> list[Node]:
     if opts.nodes:
         specs = [
             NodeSpec(name=host, host=host, port=opts.ssh_port, user=opts.ssh_user, key_path=opts.ssh_key,
-                     password=opts.ssh_password, strict_host_keys=opts.strict_host_keys)
+                     password=opts.ssh_password, strict_host_keys=opts.strict_host_keys or bool(opts.known_hosts),
+                     known_hosts=opts.known_hosts)
             for host in opts.nodes
         ]
         local = False

@@ -71,6 +71,7 @@ class NodeSpec:
     key_path: str | None = None
     password: str | None = None
     strict_host_keys: bool = False
+    known_hosts: str | None = None  # with strict_host_keys: this file besides ~/.ssh/known_hosts
     ssh_config: bool = True  # read ~/.ssh/config (throwaway local nodes say no)
 
     @property
@@ -167,6 +168,8 @@ class SSHRemote:
         )
         if spec.strict_host_keys:
             conn.client.load_system_host_keys()
+            if spec.known_hosts:
+                conn.client.load_host_keys(spec.known_hosts)
             conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         # Otherwise fabric's default: accept and remember nothing on disk (throwaway nodes get
         # new host keys on every bring-up).
@@ -340,21 +343,21 @@ def connect_all(specs: Iterable[NodeSpec], timeout: float = CONNECT_TIMEOUT) -> 
     return remotes
 
 
-def run_all(remotes: Mapping[str, Remote], cmd: str, timeout: float | None = DEFAULT_TIMEOUT,
+def run_all(remotes: Mapping[str, SSHRemote], cmd: str, timeout: float | None = DEFAULT_TIMEOUT,
             check: bool = True, sudo: bool = True) -> dict[str, RunResult]:
     """Run one command on every node at once (a fabric ThreadingGroup). With check, any failure
     raises after all finish, naming every node that failed; `.results` holds what succeeded."""
     if not remotes:
         return {}
     for r in remotes.values():
-        r.ensure_open()  # type: ignore[attr-defined]
-    by_conn = {id(r.conn): (name, r) for name, r in remotes.items()}  # type: ignore[attr-defined]
-    users = {r.spec.user for r in remotes.values()}  # type: ignore[attr-defined]
+        r.ensure_open()
+    by_conn = {id(r.conn): (name, r) for name, r in remotes.items()}
+    users = {r.spec.user for r in remotes.values()}
     results: dict[str, RunResult] = {}
     errors: list[RemoteError] = []
     for user in sorted(users):  # one wrapped command line per login user
-        members = [r for r in remotes.values() if r.spec.user == user]  # type: ignore[attr-defined]
-        group = ThreadingGroup.from_connections([r.conn for r in members])  # type: ignore[attr-defined]
+        members = [r for r in remotes.values() if r.spec.user == user]
+        group = ThreadingGroup.from_connections([r.conn for r in members])
         try:
             outcomes = group.run(wrap_command(cmd, user, timeout, sudo), hide=True, warn=True,
                                  pty=False, timeout=timeout, in_stream=io.StringIO(""), encoding="utf-8")
@@ -362,7 +365,7 @@ def run_all(remotes: Mapping[str, Remote], cmd: str, timeout: float | None = DEF
             outcomes = e.result
         for conn, outcome in outcomes.items():
             name, r = by_conn[id(conn)]
-            label = r.spec.label  # type: ignore[attr-defined]
+            label = r.spec.label
             if isinstance(outcome, CommandTimedOut):
                 errors.append(RemoteTimeout(f"{label}: {cmd!r} timed out after {timeout:g}s", host=name, command=cmd))
             elif isinstance(outcome, BaseException):
@@ -374,7 +377,7 @@ def run_all(remotes: Mapping[str, Remote], cmd: str, timeout: float | None = DEF
     if check:
         for name, res in results.items():
             if res.exit_code != 0:
-                label = remotes[name].spec.label  # type: ignore[attr-defined]
+                label = remotes[name].spec.label
                 errors.append(RemoteError(
                     f"{label}: {cmd!r} exited {res.exit_code}: {tail(res.stderr) or '(no stderr)'}",
                     host=name, command=cmd, exit_code=res.exit_code, stderr=res.stderr))

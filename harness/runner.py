@@ -75,6 +75,7 @@ class TestOptions:
     ssh_port: int = 22
     ssh_password: str | None = None
     strict_host_keys: bool = False
+    known_hosts: str | None = None
     op_timeout: float = 5.0
     recovery_time: float = 30.0
     tick_time: int = 500

@@ -59,7 +59,9 @@ def _nemesis_list(ctx, param, value: str) -> list[str]:
 @click.option("--ssh-key", type=click.Path(exists=True, dir_okay=False))
 @click.option("--ssh-port", default=22, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--ssh-password", default=None)
-@click.option("--strict-host-keys", is_flag=True, help="Check SSH host keys (off by default for throwaway nodes).")
+@click.option("--strict-host-keys", is_flag=True, help="Check SSH host keys against ~/.ssh/known_hosts (off by default for throwaway nodes).")
+@click.option("--known-hosts", type=click.Path(exists=True, dir_okay=False),
+              help="A known_hosts file to check host keys against (implies --strict-host-keys).")
 @click.option("--op-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 600))
 @click.option("--recovery-time", default=30.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option("--tick-time", default=500, show_default=True, type=click.IntRange(10, 60000), help="tickTime of the servers.")

@@ -243,3 +243,27 @@ def test_hosts_that_fall_short_are_named_before_anything_starts(tmp_path) -> Non
             assert not list((cluster.private_root(i) / "tmp").iterdir())
     finally:
         cluster.down()
+
+
+def test_host_keys_are_checked_when_asked(hosts, tmp_path) -> None:
+    from harness.remote import NodeSpec, RemoteError
+
+    address = hosts.address(1)
+    real = (hosts.pidfile(1).parent / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    other = (hosts.pidfile(2).parent / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+
+    def connect() -> None:
+        spec = NodeSpec("n1", address, user=LOGIN, key_path=str(hosts.key_path), strict_host_keys=True,
+                        known_hosts=str(known), ssh_config=False)
+        connect_all([spec])["n1"].close()
+
+    known.write_text("")
+    with pytest.raises(RemoteError, match="not in known_hosts and --strict-host-keys is on: add it"):
+        connect()
+    known.write_text(f"{address} {' '.join(other)}\n")  # the host was reinstalled, or is not n1
+    with pytest.raises(RemoteError) as err:
+        connect()
+    assert str(err.value).startswith(f"n1 ({address}:22): host key does not match") and "\n" not in str(err.value)
+    known.write_text(f"{address} {' '.join(real)}\n")
+    connect()
