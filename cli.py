@@ -8,7 +8,25 @@ from pathlib import Path
 import click
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands whose modules load only when used, so `zkchaos analyze` does not pay for the
+    SSH and plotting libraries that `zkchaos test` needs."""
+
+    lazy = {"test": "harness.testcli:test_command", "analyze": "harness.analyzecli:analyze_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """zkchaos: a ZooKeeper-compatible server and a Jepsen-style fault-injection harness."""
 
@@ -215,11 +233,6 @@ def cluster_down(state_dir: str) -> None:
         raise click.ClickException(str(e)) from None
     click.echo("\n".join(removed) if removed else "nothing to remove")
 
-
-from harness.testcli import analyze_command, test_command  # noqa: E402
-
-main.add_command(test_command)
-main.add_command(analyze_command)
 
 
 if __name__ == "__main__":

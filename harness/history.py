@@ -1,8 +1,8 @@
 """Recording a history: every operation as an invocation and a completion, plain dicts.
 
-Records follow "Formats other tools rely on" in design.md exactly:
-`{index, time_ns, process, node, type, f, value, error, zxid, session}`, appended to
-history.jsonl as they happen (a crashed run still leaves the history up to the crash).
+Records follow docs/formats.md: `{index, time_ns, process, node, type, f, value, error, zxid,
+session}` (plus `"final": true` on the final phase's ops), appended to history.jsonl as they
+happen, so a crashed run still leaves the history up to the crash.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
 NEMESIS = "nemesis"
@@ -29,7 +29,7 @@ class HistoryRecorder:
         self.file = open(path, "w", buffering=1) if path is not None else None
 
     def _add(self, process: int | str, node: str | None, type_: str, f: str, value: Any, error: str | None,
-             zxid: int | None, session: str | None) -> dict[str, Any]:
+             zxid: int | None, session: str | None, final: bool = False) -> dict[str, Any]:
         with self.lock:
             rec = {
                 "index": len(self.records),
@@ -43,13 +43,16 @@ class HistoryRecorder:
                 "zxid": zxid,
                 "session": session,
             }
+            if final:
+                rec["final"] = True  # an op of the final phase, after every fault was healed
             self.records.append(rec)
             if self.file is not None:
                 self.file.write(json.dumps(rec, separators=(",", ":")) + "\n")
             return rec
 
-    def invoke(self, process: int | str, node: str | None, f: str, value: Any, session: str | None = None) -> dict[str, Any]:
-        return self._add(process, node, INVOKE, f, value, None, None, session)
+    def invoke(self, process: int | str, node: str | None, f: str, value: Any, session: str | None = None,
+               final: bool = False) -> dict[str, Any]:
+        return self._add(process, node, INVOKE, f, value, None, None, session, final)
 
     def complete(
         self,
@@ -60,7 +63,7 @@ class HistoryRecorder:
         zxid: int | None = None,
         session: str | None = None,
     ) -> dict[str, Any]:
-        """The completion repeats the invocation's process, node and f."""
+        """The completion repeats the invocation's process, node, f and final mark."""
         return self._add(
             invocation["process"],
             invocation["node"],
@@ -70,6 +73,7 @@ class HistoryRecorder:
             error,
             zxid,
             session if session is not None else invocation.get("session"),
+            invocation.get("final", False),
         )
 
     def close(self) -> None:
@@ -110,41 +114,3 @@ def write_history(records: Iterable[dict[str, Any]], path: Path) -> None:
     with open(path, "w") as f:
         for rec in records:
             f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-
-
-def pairs(records: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(invocation, completion or None) for every client op, in invocation order."""
-    open_ops: dict[Any, dict[str, Any]] = {}
-    completions: dict[int, dict[str, Any]] = {}
-    for rec in records:
-        if rec["type"] == INVOKE:
-            open_ops[rec["process"]] = rec
-        else:
-            inv = open_ops.pop(rec["process"], None)
-            if inv is not None:
-                completions[inv["index"]] = rec
-    for rec in records:
-        if rec["type"] == INVOKE:
-            yield rec, completions.get(rec["index"])
-
-
-def to_dataframe(records: list[dict[str, Any]]):
-    """One row per operation (invocation joined with its completion), for statistics."""
-    import pandas as pd
-
-    rows = []
-    for inv, done in pairs(records):
-        rows.append(
-            {
-                "process": inv["process"],
-                "node": inv["node"],
-                "f": inv["f"],
-                "start_s": inv["time_ns"] / 1e9,
-                "end_s": done["time_ns"] / 1e9 if done else None,
-                "latency_ms": (done["time_ns"] - inv["time_ns"]) / 1e6 if done else None,
-                "type": done["type"] if done else "info",
-                "error": done["error"] if done else "no completion",
-                "nemesis": inv["process"] == NEMESIS,
-            }
-        )
-    return pd.DataFrame(rows)

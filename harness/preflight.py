@@ -12,7 +12,6 @@ import shlex
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from .remote import RemoteError, run_all
 from .servers import DEBIAN_ZK_JAR
 
 if TYPE_CHECKING:
@@ -123,6 +122,8 @@ def problems(facts: Mapping[str, list[str]], needs: Needs) -> list[str]:
 def check_hosts(nodes: Iterable[Node], needs_of: Callable[[Node], Needs], base: str | None) -> None:
     """Probe all hosts at once; raise PreflightError (one line per host that falls short).
     `needs_of(node)` says what the run needs of that node."""
+    from .remote import RemoteError, run_all  # the SSH libraries load only when hosts are probed
+
     nodes = list(nodes)
     remotes = {n.name: n.remote for n in nodes}
     probe = PROBE.format(zk_jar=DEBIAN_ZK_JAR, tools=" ".join(TOOLS),

@@ -21,17 +21,19 @@ from typing import Any
 
 from rich.markup import escape
 
-from nemesis.schedule import make_nemeses
+import nemesis
+import workloads
 
 from .db import Node, ServerDB, make_db
+from .exits import EXIT_HARNESS, exit_code
 from .history import INFO, HistoryRecorder
+from .workload import Client
 from .preflight import Needs
 from .store import RunDir, test_record
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_HARNESS = 0, 1, 2, 3
 FINAL_READ_PROCESS = 10**9
 
 
@@ -66,8 +68,6 @@ class TestOptions:
     concurrency: int = 10
     rate: float = 100.0
     nemesis_interval: float = 10.0
-    read_mode: str = "plain"
-    keys: int = 5
     nodes: list[str] = field(default_factory=list)
     local_nodes: int = 5
     ssh_user: str = "root"
@@ -84,6 +84,7 @@ class TestOptions:
     seed: int | None = None
     store: str = "store"
     name: str | None = None
+    workload_options: dict[str, Any] = field(default_factory=dict)  # the workload's own options
 
     def test_name(self) -> str:
         return self.name or f"{self.db}-{self.workload}-{'+'.join(self.nemesis) or 'none'}"
@@ -124,16 +125,19 @@ class RunState:
 
 class TestRun:
     def __init__(self, opts: TestOptions, console=None) -> None:
+        if opts.seed is None:  # drawn and recorded, so every run can be replayed
+            opts.seed = random.SystemRandom().randrange(2**31)
         self.opts = opts
         self.console = console
         self.rng = random.Random(opts.seed)
+        self.workload = workloads.get(opts.workload)
         self.state = RunState()
         self.cluster = None
         self.remotes: dict[str, Any] = {}
         self.nodes: list[Node] = []
         self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
         self.workspace = Workspace(opts.node_dir)
-        self.nemeses = make_nemeses(opts.nemesis)
+        self.nemeses = nemesis.make(opts.nemesis, self.db)
         self.teardown_problems: list[str] = []
         self.schedule = None
         self.stop = threading.Event()
@@ -156,7 +160,7 @@ class TestRun:
             self.run_dir = RunDir.create(Path(opts.store), opts.test_name())
             handler = self.run_dir.attach_log()
             start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            self.run_dir.write_json(self.run_dir.test_json, test_record(asdict(opts), opts.test_name(), start_time))
+            self.run_dir.write_json(self.run_dir.test_json, test_record(self.options(), opts.test_name(), start_time))
             self.history = HistoryRecorder(self.run_dir.history)
             self._provision()
             self._start_db()
@@ -193,6 +197,12 @@ class TestRun:
         if self.interrupted:
             raise KeyboardInterrupt
         return code
+
+    def options(self) -> dict[str, Any]:
+        """The test's options as one flat mapping (what workloads and test.json see)."""
+        flat = asdict(self.opts)
+        flat.update(flat.pop("workload_options"))
+        return flat
 
     def hold_local_lock(self) -> None:
         """One local-cluster test at a time: two would share the namespaces and node dirs."""
@@ -245,10 +255,9 @@ class TestRun:
     def _workload(self) -> None:
         from nemesis.base import NemesisContext
         from nemesis.schedule import Schedule
-        from workloads.register import RegisterGenerator
 
         opts = self.opts
-        self.generator = RegisterGenerator(opts.keys, random.Random(self.rng.random()))
+        self.generator = self.workload.generator(self.options(), random.Random(self.rng.random()))
         limiter = RateLimiter(opts.rate)
         ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()))
         self.schedule = Schedule(self.nemeses, ctx, self.history, opts.nemesis_interval)
@@ -277,60 +286,70 @@ class TestRun:
             self.db.wait_ready(self.nodes, timeout=opts.recovery_time)
         except TimeoutError as e:
             self._say(f"[yellow]not healthy after healing:[/] {escape(str(e))}")
-        self.state.phase = "final reads"
-        self._final_reads()
+        self.state.phase = "final phase"
+        self._final_phase()
+
+    def _open_client(self, node: Node, until: float | None) -> Client | None:
+        """A workload client connected through `node`; retried (the node may be down) until
+        `until`, or until the run stops when None."""
+        while True:
+            client = self.workload.client(self.options())
+            try:
+                client.open(node, self.nodes)
+                return client
+            except Exception as e:  # noqa: BLE001 - down, partitioned, paused: try again
+                client.close()
+                gave_up = time.monotonic() >= until if until is not None else self.stop.is_set()
+                if gave_up:
+                    log.info("no client session through %s: %s", node.name, e)
+                    return None
+                time.sleep(0.5)
+
+    def _run_op(self, client: Client, generator, process: int, node: Node, op: tuple[str, Any],
+                final: bool = False) -> str:
+        f, value = op
+        inv = self.history.invoke(process, node.name, f, value, session=client.session(), final=final)
+        done = client.invoke(f, value)
+        self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid,
+                              session=client.session())
+        generator.update(process, f, value, done)
+        return done.type
 
     def _worker(self, i: int, limiter: RateLimiter) -> None:
-        from workloads.register import RegisterClient
-
-        opts = self.opts
         node = self.nodes[i % len(self.nodes)]
         process = i
-        client = RegisterClient(f"{node.address}:2181", opts.op_timeout, read_mode=opts.read_mode)
-        while not self.stop.is_set():
-            try:
-                client.open(timeout=opts.op_timeout)
-                break
-            except Exception:  # noqa: BLE001 - the node may be down: keep trying until the end
-                client.close()
-                client = RegisterClient(f"{node.address}:2181", opts.op_timeout, read_mode=opts.read_mode)
-                self.stop.wait(0.5)
+        client = self._open_client(node, None)
+        if client is None:
+            return
         try:
             while limiter.wait(self.stop):
-                f, value = self.generator.next()
-                inv = self.history.invoke(process, node.name, f, value, session=client.session())
-                done = client.invoke(f, value)
-                self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid, session=client.session())
-                self.state.count(done.type)
-                if done.type == INFO:
+                op = self.generator.next(process)
+                if op is None:
+                    break
+                outcome = self._run_op(client, self.generator, process, node, op)
+                self.state.count(outcome)
+                if outcome == INFO:
                     # The op may still take effect later; this process is done with it, and a
                     # new process id keeps "at most one op open per process" true.
-                    process += opts.concurrency
+                    process += self.opts.concurrency
         finally:
             client.close()
 
-    def _final_reads(self) -> None:
-        """After healing: every key read (after a sync) through every node."""
-        from workloads.register import RegisterClient
-
+    def _final_phase(self) -> None:
+        """After healing: the workload's final generator through every node (final reads,
+        a drain), each op marked final in the history."""
+        if self.workload.final_generator is None:
+            return
         process = FINAL_READ_PROCESS  # far above any worker's process id
         for node in self.nodes:
-            client = RegisterClient(f"{node.address}:2181", self.opts.op_timeout * 2, read_mode="sync")
-            try:
-                client.open(timeout=max(self.opts.recovery_time, self.opts.op_timeout))
-            except Exception as e:  # noqa: BLE001
-                self._say(f"[yellow]final reads: cannot reach {node.name}:[/] {escape(str(e))}")
-                client.close()
+            client = self._open_client(node, time.monotonic() + max(self.opts.recovery_time, self.opts.op_timeout))
+            if client is None:
+                self._say(f"[yellow]final phase: cannot reach {node.name}[/]")
                 continue
+            generator = self.workload.final_generator(self.options(), node)
             try:
-                for key in range(self.opts.keys):
-                    # Marked final: taken after healing and a sync, they show the committed
-                    # state, which lets the ZooKeeper model call a missing write lost.
-                    request = {"key": key, "value": None, "final": True}
-                    inv = self.history.invoke(process, node.name, "read", request, session=client.session())
-                    done = client.invoke("read", {"key": key, "value": None})
-                    value = dict(done.value, final=True) if isinstance(done.value, dict) else done.value
-                    self.history.complete(inv, done.type, value=value, error=done.error, zxid=done.zxid, session=client.session())
+                while (op := generator.next(process)) is not None:
+                    self._run_op(client, generator, process, node, op, final=True)
                     process += 1
             finally:
                 client.close()
@@ -338,7 +357,7 @@ class TestRun:
     def _check(self) -> int:
         from .analysis import analyze_run
 
-        results = analyze_run(self.run_dir, self.history.records, asdict(self.opts), self.console)
+        results = analyze_run(self.run_dir, self.history.records, self.options(), self.console)
         return exit_code(results["valid"])
 
     def _cleanup(self) -> None:
@@ -356,11 +375,3 @@ class TestRun:
         self.teardown_problems = collect_and_teardown(self, self.run_dir)
         for line in self.teardown_problems:
             self._say(f"[yellow]teardown:[/] {escape(line)}")
-
-
-def exit_code(valid: Any) -> int:
-    if valid is True:
-        return EXIT_VALID
-    if valid is False:
-        return EXIT_INVALID
-    return EXIT_UNKNOWN

@@ -1,48 +1,54 @@
-"""`zkchaos test` and `zkchaos analyze`: the harness's command-line face."""
+"""`zkchaos test`: the options of a run, the workloads' own among them."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from .runner import EXIT_HARNESS, TestOptions, TestRun, exit_code
+import nemesis
+import workloads
 
-NEMESES = ("partition", "kill", "pause", "none")
-
-
-class HarnessCommand(click.Command):
-    """Exit codes of the harness: 0 valid, 1 invalid, 2 unknown, so a mistake on the command
-    line or any other failure to run is 3 (click would say 1 or 2)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.ClickException as e:
-            e.exit_code = EXIT_HARNESS
-            raise
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except click.ClickException as e:
-            e.exit_code = EXIT_HARNESS
-            raise
+from .exits import EXIT_HARNESS, HarnessCommand
+from .runner import TestOptions, TestRun
+from .workload import Option
 
 
 def _nemesis_list(ctx, param, value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    bad = [n for n in names if n not in NEMESES]
-    if bad:
-        raise click.BadParameter(f"unknown {', '.join(bad)}; choose from {', '.join(NEMESES)}")
-    return [n for n in names if n != "none"]
+    try:
+        return nemesis.check_names([n.strip() for n in value.split(",")])
+    except nemesis.NemesisError as e:
+        raise click.BadParameter(str(e)) from None
 
 
+def _click_option(option: Option) -> click.Option:
+    kind = click.Choice(option.choices) if option.choices else option.type
+    return click.Option([f"--{option.name}"], default=option.default, show_default=True, type=kind,
+                        help=option.help)
+
+
+def workload_options() -> dict[str, Option]:
+    """Every workload's own options, by name; two workloads may share one if they agree on it."""
+    found: dict[str, Option] = {}
+    for workload in workloads.all_workloads():
+        for option in workload.options:
+            if found.setdefault(option.name, option) != option:
+                raise RuntimeError(f"workloads disagree on --{option.name}")
+    return found
+
+
+def _with_workload_options(command: click.Command) -> click.Command:
+    command.params.extend(_click_option(o) for o in workload_options().values())
+    return command
+
+
+@_with_workload_options
 @click.command("test", cls=HarnessCommand)
-@click.option("--workload", default="register", show_default=True, type=click.Choice(["register"]))
+@click.option("--workload", default="register", show_default=True, type=click.Choice(workloads.names()),
+              help="What the clients do and how it is checked: " + "; ".join(
+                  f"{w.name}: {w.description}" for w in workloads.all_workloads()) + ".")
 @click.option("--nemesis", default="partition,kill,pause", show_default=True, callback=_nemesis_list,
-              help="Comma-separated fault families: partition, kill, pause, or none.")
+              help=f"Comma-separated fault families: {', '.join(nemesis.names())}, or none.")
 @click.option("--db", default="zkchaos", show_default=True, type=click.Choice(["zkchaos", "zookeeper"]))
 @click.option("--consistency", default="zookeeper", show_default=True, type=click.Choice(["zookeeper", "linearizable"]),
               help="Which model decides validity: ZooKeeper's (stale reads allowed) or linearizable.")
@@ -50,8 +56,6 @@ def _nemesis_list(ctx, param, value: str) -> list[str]:
 @click.option("--concurrency", default=10, show_default=True, type=click.IntRange(1, 1000), help="Client workers.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(0.1, 100000), help="Ops per second, all workers.")
 @click.option("--nemesis-interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600), help="Seconds between fault and heal.")
-@click.option("--read-mode", default="plain", show_default=True, type=click.Choice(["plain", "sync"]))
-@click.option("--keys", default=5, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--nodes", "nodes", multiple=True, help="SSH hosts, comma-separated (repeatable). Without: a local 5-node cluster.")
 @click.option("--nodes-file", type=click.Path(exists=True, dir_okay=False), help="One SSH host per line.")
 @click.option("--local-nodes", default=5, show_default=True, type=click.IntRange(1, 15), help="Size of the local cluster.")
@@ -82,32 +86,19 @@ def test_command(**kw) -> None:
     kw["nodes"] = parse_nodes(given, nodes_file)
     if (given or nodes_file) and not kw["nodes"]:
         raise click.BadParameter("no hosts given (--nodes / --nodes-file is empty)", param_hint="--nodes")
-    opts = TestOptions(**kw)
+    own = {o.key for o in workload_options().values()}
+    opts = TestOptions(**{k: v for k, v in kw.items() if k not in own},
+                       workload_options={k: v for k, v in kw.items() if k in own})
     from rich.console import Console
 
     console = Console()
     try:
-        code = TestRun(opts, console).run()
+        run = TestRun(opts, console)
+    except (nemesis.NemesisError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        code = run.run()
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; faults healed and nodes torn down[/]")
         sys.exit(EXIT_HARNESS)
     sys.exit(code)
-
-
-@click.command("analyze", cls=HarnessCommand)
-@click.argument("store_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--consistency", default=None, type=click.Choice(["zookeeper", "linearizable"]),
-              help="Override the model recorded in test.json.")
-def analyze_command(store_dir: str, consistency: str | None) -> None:
-    """Re-check a stored history (test.json + history.jsonl) and rewrite results.json."""
-    from rich.console import Console
-
-    from .analysis import analyze_store
-
-    try:
-        results = analyze_store(Path(store_dir), Console(), consistency)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - one line, exit 3, never a traceback
-        raise click.ClickException(f"cannot analyze {store_dir}: {type(e).__name__}: {e}") from None
-    sys.exit(exit_code(results["valid"]))

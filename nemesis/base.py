@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.db import Node, ServerDB
+if TYPE_CHECKING:
+    from harness.db import Node, ServerDB
+    from harness.preflight import Needs
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Nemesis(Protocol):
     name: str  # the family: partition, kill, pause, clock
     start_f: str  # history f of the fault, e.g. "start-partition"
     stop_f: str  # history f of the heal, e.g. "stop-partition"
+    requires: tuple[type, ...]  # DB capabilities (harness.db.capabilities) it uses
+    needs: Needs  # what it needs of every host (root, iptables, ...)
 
     def start(self, ctx: NemesisContext) -> Any:
         """Inject a fault; return a JSON-able description of what was done."""

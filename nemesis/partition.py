@@ -10,10 +10,13 @@ node).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.db import Node
+from harness.db.capabilities import Primary
 from harness.preflight import Needs
+
+if TYPE_CHECKING:
+    from harness.db import Node
 
 from .base import NemesisContext
 
@@ -79,6 +82,7 @@ class PartitionNemesis:
     name = "partition"
     start_f = "start-partition"
     stop_f = "stop-partition"
+    requires = (Primary,)  # to isolate the leader
     needs = Needs(root=True, iptables=True)
 
     def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:

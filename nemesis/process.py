@@ -8,10 +8,13 @@ stays dead or frozen whatever happened before.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.db import Node
+from harness.db.capabilities import Pause, Primary, Process
 from harness.preflight import Needs
+
+if TYPE_CHECKING:
+    from harness.db import Node
 
 from .base import NemesisContext, pick_targets
 
@@ -26,6 +29,7 @@ class ProcessNemesis:
     name = "process"
     start_f = "fault"
     stop_f = "undo"
+    requires: tuple[type, ...] = (Primary,)  # to pick the leader
     needs = Needs()  # the server runs as the login user: signalling it needs no root
 
     def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
@@ -75,6 +79,7 @@ class KillNemesis(ProcessNemesis):
     name = "kill"
     start_f = "kill"
     stop_f = "start"
+    requires = (Process, Primary)
 
     def fault(self, ctx: NemesisContext, node: Node) -> None:
         ctx.db.kill(node)
@@ -87,6 +92,7 @@ class PauseNemesis(ProcessNemesis):
     name = "pause"
     start_f = "pause"
     stop_f = "resume"
+    requires = (Pause, Primary)
 
     def fault(self, ctx: NemesisContext, node: Node) -> None:
         ctx.db.pause(node)

@@ -88,18 +88,3 @@ class Schedule:
             nodes = desc.get("nodes")
             return f"{nemesis.name} {what} {','.join(nodes) if nodes else ''}".strip()
         return nemesis.name
-
-
-def make_nemeses(names: list[str]) -> list[Nemesis]:
-    from .partition import PartitionNemesis
-    from .process import KillNemesis, PauseNemesis
-
-    known = {"partition": PartitionNemesis, "kill": KillNemesis, "pause": PauseNemesis}
-    out: list[Nemesis] = []
-    for name in names:
-        if name in ("none", ""):
-            continue
-        if name not in known:
-            raise ValueError(f"unknown nemesis {name!r}; choose from {', '.join(sorted(known))}, none")
-        out.append(known[name]())
-    return out

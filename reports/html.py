@@ -55,12 +55,9 @@ def _plots(records: list[dict[str, Any]], windows: list) -> list[tuple[str, str]
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    from harness.history import to_dataframe
-
-    df = to_dataframe(records)
+    df = operations_frame(records)
     if df.empty:
         return []
-    df = df[~df["nemesis"]]
     out = []
     fig, ax = plt.subplots(figsize=(10, 4))
     colours = {"ok": "#1b9e3e", "fail": "#d95f02", "info": "#7570b3"}
@@ -84,6 +81,21 @@ def _plots(records: list[dict[str, Any]], windows: list) -> list[tuple[str, str]
     return out
 
 
+def operations_frame(records: list[dict[str, Any]]):
+    """One row per client operation (invocation joined with its completion), for the plots."""
+    import pandas as pd
+
+    from harness.checkers.history import NEMESIS, pair_ops
+
+    rows = [{
+        "process": op.process, "node": op.invoke.get("node"), "f": op.f,
+        "start_s": op.invoke["time_ns"] / 1e9,
+        "latency_ms": (op.complete["time_ns"] - op.invoke["time_ns"]) / 1e6 if op.complete else None,
+        "type": op.type,
+    } for op in pair_ops(records) if op.process != NEMESIS]
+    return pd.DataFrame(rows, columns=["process", "node", "f", "start_s", "latency_ms", "type"])
+
+
 def _png(fig, plt) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
@@ -96,8 +108,7 @@ def render(records: list[dict[str, Any]], results: dict[str, Any], options: dict
     stats = results.get("stats", {})
     valid = results.get("valid")
     verdict = {True: "valid", False: "invalid"}.get(valid, "unknown")
-    checker = results.get(options.get("workload", "register"), {})
-    anomalies = checker.get("anomalies") if isinstance(checker, dict) else None
+    anomalies = results.get("anomalies")
     env = Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
         name=options.get("name", "test"),

@@ -16,7 +16,6 @@ from typing import Any, Iterable, Mapping
 
 INF = math.inf
 NEMESIS = "nemesis"
-REGISTER_FS = ("read", "write", "cas")
 
 
 class HistoryError(ValueError):
@@ -118,40 +117,6 @@ def pair_ops(history: Iterable[Mapping]) -> list[Op]:
         if op.session is None:
             op.session = ("process", op.process)
     return ops
-
-
-def is_final_read(op: Op) -> bool:
-    """A read the harness promises is linearizable: its final reads after healing (or quorum reads).
-
-    Convention: f is "final-read" or "quorum-read", or the value or a record carries
-    `"final": true` / `"quorum": true`.
-    """
-    if op.f in ("final-read", "quorum-read"):
-        return True
-    for source in (op.value, op.invoke, op.complete):
-        if isinstance(source, Mapping) and (source.get("final") or source.get("quorum")):
-            return True
-    return False
-
-
-def register_key(op: Op) -> Any:
-    value = op.value if isinstance(op.value, Mapping) else op.invoke.get("value")
-    if not isinstance(value, Mapping) or "key" not in value:
-        raise HistoryError(f"register op at record {op.call} has no key: {op.value!r}")
-    return normalise_key(value["key"])
-
-
-def partition_register(ops: Iterable[Op]) -> tuple[dict[Any, list[Op]], int]:
-    """Register ops grouped by key (keys are independent), plus how many other ops were skipped."""
-    by_key: dict[Any, list[Op]] = {}
-    skipped = 0
-    for op in ops:
-        f = "read" if op.f in ("final-read", "quorum-read") else op.f
-        if f not in REGISTER_FS:
-            skipped += 1
-            continue
-        by_key.setdefault(register_key(op), []).append(op)
-    return by_key, skipped
 
 
 def op_record(op: Op) -> dict:

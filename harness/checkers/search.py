@@ -25,12 +25,41 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 from .history import INF
-from .register import NOT_ALLOWED
 
-Step = Callable[[Any, Any], Any]
+
+class _NotAllowed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_ALLOWED"
+
+
+NOT_ALLOWED: Any = _NotAllowed()  # what Model.step returns for an op the state does not allow
+
+
+class Model:
+    """A sequential specification for the search (after Porcupine's Model): `init` and `step`
+    say what a correct object does; `partition` splits a history into independent parts (keys)
+    and `describe_*` name states and ops in reports. Subclasses give init and step."""
+
+    def init(self) -> Hashable:
+        raise NotImplementedError
+
+    def step(self, state: Any, op: Any) -> Any:
+        """The state after `op`, or NOT_ALLOWED. States must be hashable."""
+        raise NotImplementedError
+
+    def partition(self, ops: Sequence[Any]) -> list[list[Any]]:
+        return [list(ops)]
+
+    def describe_state(self, state: Any) -> str:
+        return repr(state)
+
+    def describe_op(self, op: Any) -> str:
+        return repr(op)
 
 
 @dataclass(slots=True)
@@ -46,8 +75,7 @@ class SearchResult:
 
 def wgl_search(
     ops: Sequence[Any],
-    init: Any,
-    step: Step,
+    model: Model,
     *,
     calls: Sequence[float],
     rets: Sequence[float],
@@ -57,8 +85,9 @@ def wgl_search(
     deadline: float | None = None,
     max_states: int | None = None,
 ) -> SearchResult:
-    """Search for a linearization of `ops` from `init`. `rets[i]` is ignored for optional ops;
+    """Search for a linearization of `ops` under `model`. `rets[i]` is ignored for optional ops;
     `signature[i]` groups optional ops the model treats alike (default: each op alone)."""
+    step = model.step
     n = len(ops)
     req_ids = [i for i in range(n) if not optional[i]]
     opt_ids = sorted((i for i in range(n) if optional[i]), key=lambda i: calls[i])
@@ -90,7 +119,7 @@ def wgl_search(
     states = steps = 0
     stack: list[tuple] = []  # (kind, where, state, req, opt, window) before the step
     path: list[int] = []
-    state, req, opt = init, 0, 0
+    state, req, opt = model.init(), 0, 0
     best_ret, best_op, best_order, best_states = -INF, None, [], []
     entry, k, window = nxt[head], -1, INF  # k >= 0: scanning optional ops from k
 

@@ -81,7 +81,7 @@ def test_unreachable_host_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--nemesis", "flood"], "unknown flood"),
+        (["--nemesis", "flood"], "unknown nemesis flood"),
         (["--db", "etcd"], "Invalid value for '--db'"),
         (["--time-limit", "0"], "Invalid value for '--time-limit'"),
     ],

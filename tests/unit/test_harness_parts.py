@@ -8,9 +8,11 @@ import random
 import pytest
 
 from harness.db import Node
-from harness.history import HistoryRecorder, pairs, read_history
+from harness.checkers.history import pair_ops
+from harness.history import HistoryRecorder, read_history
 from nemesis.base import NemesisContext
 from nemesis.partition import grudge_for
+from harness.workload import Completion
 from workloads.register import RegisterGenerator
 
 
@@ -85,7 +87,7 @@ def test_history_records_and_reads_back(tmp_path):
     assert set(lines[0]) == {"index", "time_ns", "process", "node", "type", "f", "value", "error", "zxid", "session"}
     assert lines[1]["process"] == 0 and lines[1]["f"] == "write" and lines[1]["zxid"] == 42
     records = read_history(path)
-    assert [(a["index"], b["index"] if b else None) for a, b in pairs(records)] == [(0, 1), (2, 3)]
+    assert [(op.call, op.ret) for op in pair_ops(records)] == [(0, 1), (2, float("inf"))]
 
 
 def test_history_from_another_tool_may_omit_optional_fields(tmp_path):
@@ -108,13 +110,29 @@ def test_bad_history_lines_are_reported_with_their_line(tmp_path):
 def test_generator_values_never_repeat_per_key():
     gen = RegisterGenerator(3, random.Random(7))
     seen: dict[int, set[int]] = {}
-    for _ in range(2000):
-        f, v = gen.next()
+    for i in range(2000):
+        process = i % 4
+        f, v = gen.next(process)
         if f == "read":
             assert v["value"] is None
+            gen.update(process, f, v, Completion("ok", dict(v, value=max(seen.get(v["key"], {None}) - {None}, default=None))))
             continue
         new = v["value"] if f == "write" else v["to"]
         assert new not in seen.setdefault(v["key"], set())
         seen[v["key"]].add(new)
         if f == "cas":
             assert v["from"] in seen[v["key"]]
+        gen.update(process, f, v, Completion("ok", v))
+
+
+def test_a_cas_expects_what_its_process_last_saw():
+    gen = RegisterGenerator(1, random.Random(3), mix=(0.0, 0.0, 1.0))
+    assert gen.next(0) == ("read", {"key": 0, "value": None})  # nothing seen yet: read first
+    gen.update(0, "read", {"key": 0, "value": None}, Completion("ok", {"key": 0, "value": 41}))
+    f, v = gen.next(0)
+    assert f == "cas" and v["from"] == 41
+    gen.update(0, "cas", v, Completion("ok", v))
+    assert gen.next(0)[1]["from"] == v["to"]  # its own successful cas is what it saw last
+    assert gen.next(1)[0] == "read"  # another process knows nothing of the key
+    gen.update(0, "read", {"key": 0, "value": None}, Completion("info"))  # no outcome: no news
+    assert gen.next(0)[1]["from"] == v["to"]

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from harness.checkers import merge
-from harness.checkers.history import HistoryError, normalise_key, pair_ops, partition_register
+from harness.checkers.history import HistoryError, normalise_key, pair_ops
+from harness.checkers.register.ops import partition_register
 
 from .builder import History
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.checkers import check_register
+from harness.checkers.register import check_register
 
 from .builder import History
 

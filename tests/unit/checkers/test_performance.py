@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.checkers import check_register
+from harness.checkers.register import check_register
 
 from .simulate import inject_allowed_stale_read, inject_going_back, inject_stale_read, simulate
 

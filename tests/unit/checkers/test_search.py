@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from harness.checkers import check_register
-from harness.checkers.history import pair_ops, partition_register
-from harness.checkers.register import (NOT_ALLOWED, RegOp, prune_unobserved, reduce_key_ops, register_step,
+from harness.checkers.register import check_register
+from harness.checkers.history import pair_ops
+from harness.checkers.register.ops import partition_register
+from harness.checkers.register.ops import (NOT_ALLOWED, RegOp, prune_unobserved, reduce_key_ops, register_step,
                                        values_unique)
-from harness.checkers.linearizable import run_search
-from harness.checkers.unique import analyse_unique
-from harness.checkers.zookeeper import _sessional_step, analyse_key_zookeeper
+from harness.checkers.register.linearizable import run_search
+from harness.checkers.register.unique import analyse_unique
+from harness.checkers.register.zookeeper import _sessional_step, analyse_key_zookeeper
 
 from .builder import History
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.checkers import check_register
+from harness.checkers.register import check_register
 
 from .builder import History
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .history import Op, hashable, is_final_read
+from ..history import HistoryError, Op, hashable, normalise_key
+from ..search import NOT_ALLOWED, Model
+
+REGISTER_FS = ("read", "write", "cas")
 
 
 @dataclass(slots=True, eq=False)
@@ -139,11 +142,55 @@ def register_step(state: Any, r: RegOp) -> Any:
     return r.b if r.a == state else NOT_ALLOWED
 
 
-class _NotAllowed:
-    __slots__ = ()
+class RegisterModel(Model):
+    """The sequential register of one key; with zxids, acknowledged writes also keep zxid order."""
 
-    def __repr__(self) -> str:
-        return "NOT_ALLOWED"
+    def __init__(self, zxids: bool = False) -> None:
+        self.zxids = zxids
+
+    def init(self) -> Any:
+        return (None, -1) if self.zxids else None
+
+    def step(self, state: Any, op: RegOp) -> Any:
+        return zxid_register_step(state, op) if self.zxids else register_step(state, op)
+
+    def partition(self, ops: Iterable[Op]) -> list[list[Op]]:
+        return list(partition_register(ops)[0].values())
+
+    def describe_state(self, state: Any) -> str:
+        value = state[0] if self.zxids else state
+        return "null" if value is None else repr(value)
 
 
-NOT_ALLOWED: Any = _NotAllowed()
+def is_final_read(op: Op) -> bool:
+    """A read the harness promises is linearizable: its final reads after healing (or quorum reads).
+
+    Convention: f is "final-read" or "quorum-read", or the value or a record carries
+    `"final": true` / `"quorum": true`.
+    """
+    if op.f in ("final-read", "quorum-read"):
+        return True
+    for source in (op.value, op.invoke, op.complete):
+        if isinstance(source, Mapping) and (source.get("final") or source.get("quorum")):
+            return True
+    return False
+
+
+def register_key(op: Op) -> Any:
+    value = op.value if isinstance(op.value, Mapping) else op.invoke.get("value")
+    if not isinstance(value, Mapping) or "key" not in value:
+        raise HistoryError(f"register op at record {op.call} has no key: {op.value!r}")
+    return normalise_key(value["key"])
+
+
+def partition_register(ops: Iterable[Op]) -> tuple[dict[Any, list[Op]], int]:
+    """Register ops grouped by key (keys are independent), plus how many other ops were skipped."""
+    by_key: dict[Any, list[Op]] = {}
+    skipped = 0
+    for op in ops:
+        f = "read" if op.f in ("final-read", "quorum-read") else op.f
+        if f not in REGISTER_FS:
+            skipped += 1
+            continue
+        by_key.setdefault(register_key(op), []).append(op)
+    return by_key, skipped

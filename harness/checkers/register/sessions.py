@@ -18,8 +18,8 @@ from typing import Any
 
 from . import findings as F
 from .findings import Finding, describe, show
-from .history import INF
-from .register import KeyOps, RegOp
+from ..history import INF
+from .ops import KeyOps, RegOp
 from .unique import UniqueAnalysis
 
 

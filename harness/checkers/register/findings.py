@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .history import INF, op_record
-from .register import RegOp
+from ..history import INF, op_record
+from .ops import RegOp
 
 # Kinds of finding. Under ZooKeeper's model only a stale read by an ordinary read is allowed.
 STALE_READ = "stale-read"
@@ -25,6 +25,9 @@ LOST_WRITE = "lost-write"
 WENT_BACK = "read-went-back"
 MISSED_OWN_WRITE = "missed-own-write"
 WRITE_WENT_BACK = "write-went-back"
+UNCOMMITTED_READ = "read-of-uncommitted-write"
+ZXID_REUSED = "zxid-reused"
+STAT_MISMATCH = "stat-mismatch"
 
 # The one-line classification reports show for each kind under ZooKeeper's model.
 CLASSIFICATION = {
@@ -44,6 +47,9 @@ CLASSIFICATION = {
     WENT_BACK: "read went back in session order",
     MISSED_OWN_WRITE: "missed own write",
     WRITE_WENT_BACK: "write went back in session order",
+    UNCOMMITTED_READ: "read of a write that never committed",
+    ZXID_REUSED: "one txn reported as two different states",
+    STAT_MISMATCH: "read saw another txn than the one its write was acknowledged with",
 }
 
 

@@ -8,10 +8,10 @@ from typing import Any, Sequence
 
 from . import findings as F
 from .findings import Finding, describe, finding_dict, show
-from .history import Op, op_record
-from .register import (NOT_ALLOWED, KeyOps, RegOp, prune_unobserved, reduce_key_ops, register_step, values_unique,
-                       zxid_of, zxid_register_step)
-from .search import SearchResult, wgl_search
+from ..history import Op, op_record
+from .ops import (NOT_ALLOWED, KeyOps, RegisterModel, RegOp, prune_unobserved, reduce_key_ops, register_step,
+                  values_unique, zxid_of)
+from ..search import SearchResult, wgl_search
 from .unique import UniqueAnalysis, analyse_unique
 
 PREFIX_TAIL = 20  # ops of the good prefix a report lists (the rest is summarised by its length)
@@ -96,7 +96,7 @@ def run_search(ops: list[RegOp], deadline: float | None, max_states: int | None)
     """The register search; when acknowledged writes carry zxids, they must also keep zxid order."""
     zxids = any(zxid_of(r) is not None for r in ops)
     result = wgl_search(
-        ops, (None, -1) if zxids else None, zxid_register_step if zxids else register_step,
+        ops, RegisterModel(zxids),
         calls=[r.call for r in ops], rets=[r.ret for r in ops], optional=[not r.ok for r in ops],
         pure=[r.kind == "r" for r in ops], signature=[(r.kind, r.a, r.b) for r in ops],
         deadline=deadline, max_states=max_states,

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 
 from . import findings as F
 from .findings import CLASSIFICATION, Finding, describe, finding_dict, show
-from .history import INF, Op, op_record
+from ..history import INF, Op, op_record
 from .linearizable import KeyVerdict, analyse_key, good_prefix
-from .register import NOT_ALLOWED, KeyOps, RegOp, prune_unobserved, reduce_key_ops, zxid_of
-from .search import wgl_search
+from .ops import NOT_ALLOWED, KeyOps, RegOp, prune_unobserved, reduce_key_ops, zxid_of
+from ..search import Model, wgl_search
 from .sessions import session_findings
 
 ALLOWED, VIOLATION = "allowed", "violation"
@@ -175,9 +175,8 @@ def sessional_search(kops: KeyOps, full: KeyVerdict, deadline: float | None,
     for r in sorted(ops, key=lambda r: r.call):
         last[r.session] = r
     payload = [(r, sessions[r.session], last[r.session] is r) for r in ops]
-    init = frozenset({((None,), (0,) * len(sessions), -1)})
     result = wgl_search(
-        payload, init, _sessional_step, calls=[r.call for r in ops], rets=[r.ret for r in ops],
+        payload, SessionalModel(len(sessions)), calls=[r.call for r in ops], rets=[r.ret for r in ops],
         optional=[not r.ok for r in ops], pure=[False] * len(ops), signature=[(r.kind, r.a, r.b) for r in ops],
         deadline=deadline, max_states=max_states,
     )
@@ -199,6 +198,20 @@ def sessional_search(kops: KeyOps, full: KeyVerdict, deadline: float | None,
     text = (f"{describe(r)} cannot be placed in any write order consistent with its session's earlier "
             f"reads and writes and the values written before it completed.")
     return Finding(kind, r, text, {"saw": r.a})
+
+
+class SessionalModel(Model):
+    """Every write order the ops so far allow, with each session's place in it: a state is a
+    set of (versions, per-session cursors, last zxid). A session reads at or after its cursor."""
+
+    def __init__(self, sessions: int) -> None:
+        self.sessions = sessions
+
+    def init(self) -> frozenset:
+        return frozenset({((None,), (0,) * self.sessions, -1)})
+
+    def step(self, states: frozenset, item: tuple) -> Any:
+        return _sessional_step(states, item)
 
 
 def _sessional_step(states: frozenset, item: tuple) -> Any:

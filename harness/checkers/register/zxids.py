@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from . import findings as F
 from .findings import describe, show
-from .history import INF
-from .register import RegOp, zxid_of
+from ..history import INF
+from .ops import RegOp, zxid_of
 
 
 def check_zxids(ops: list[RegOp], writers: dict, succ: dict, chains: list, observers: dict,

@@ -1,0 +1,92 @@
+"""The Checker protocol: a pure function from a history to a result, and how results compose.
+
+A result is a JSON-ready dict with `"valid": True | False | "unknown"` first, then whatever the
+checker found (anomalies, explanation, statistics). Inside, verdicts are a small enum; they
+become JSON only at the edge. Composing (after Jepsen's `checker/compose`): several checkers over
+one history, each result under its name, and a verdict where False beats "unknown" beats True.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+
+History = list[dict[str, Any]]
+MAX_REPORTED_ANOMALIES = 200
+
+
+class Verdict(enum.Enum):
+    VALID = True
+    INVALID = False
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def of(cls, value: Any) -> "Verdict":
+        """From a result's "valid" field; anything but True or False is unknown."""
+        if value is True:
+            return cls.VALID
+        if value is False:
+            return cls.INVALID
+        return cls.UNKNOWN
+
+    @classmethod
+    def worst(cls, verdicts: Iterable["Verdict"]) -> "Verdict":
+        found = set(verdicts)
+        for v in (cls.INVALID, cls.UNKNOWN):
+            if v in found:
+                return v
+        return cls.VALID
+
+    @property
+    def json(self) -> bool | str:
+        return self.value
+
+
+@runtime_checkable
+class Checker(Protocol):
+    def check(self, history: History, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Judge a history (records in the order they happened) under the test's options."""
+
+
+class FunctionChecker:
+    """A checker from a plain function `(history, options) -> result`."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def check(self, history: History, options: Mapping[str, Any]) -> dict[str, Any]:
+        return self.fn(history, options)
+
+
+class Compose:
+    """Several checkers over one history: `{"valid": worst, name: result, ...}`. The
+    explanation and anomalies of the parts that are not valid are lifted to the top."""
+
+    def __init__(self, checkers: Mapping[str, Checker]) -> None:
+        self.checkers = dict(checkers)
+
+    def check(self, history: History, options: Mapping[str, Any]) -> dict[str, Any]:
+        parts = {name: c.check(history, options) for name, c in self.checkers.items()}
+        return {**merge(parts.values()), **parts}
+
+
+def compose(checkers: Mapping[str, Checker]) -> Compose:
+    return Compose(checkers)
+
+
+def merge(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine results: the worst verdict; anomalies concatenated (those ZooKeeper's model
+    allows listed last); explanations of the parts that are not valid, joined."""
+    results = list(results)
+    anomalies: list = []
+    for r in results:
+        anomalies.extend(r.get("anomalies", ()))
+    anomalies.sort(key=lambda a: a.get("zookeeper") == "allowed")
+    verdict = Verdict.worst(Verdict.of(r.get("valid")) for r in results)
+    explanations = [r["explanation"] for r in results if r.get("valid") is not True and r.get("explanation")]
+    return {
+        "valid": verdict.json,
+        "explanation": "; ".join(explanations) if explanations else "valid",
+        "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
+        "anomaly_count": len(anomalies),
+    }

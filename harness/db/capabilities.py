@@ -1,0 +1,47 @@
+"""What a DB under test can have done to it, one small protocol per capability (after Jepsen's
+db.clj: Process, Pause, Primary, LogFiles). A fault family names the capabilities it needs, and
+a run whose DB lacks one is refused before any node is touched."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .base import Node
+
+
+@runtime_checkable
+class Process(Protocol):
+    """Start a node's server, and kill it (SIGKILL: a crash)."""
+
+    def start(self, node: Node) -> None: ...
+
+    def kill(self, node: Node) -> None: ...
+
+
+@runtime_checkable
+class Pause(Protocol):
+    """Freeze a node's server (SIGSTOP) and let it go on (SIGCONT)."""
+
+    def pause(self, node: Node) -> None: ...
+
+    def resume(self, node: Node) -> None: ...
+
+
+@runtime_checkable
+class Primary(Protocol):
+    """Which node leads."""
+
+    def leader(self, nodes: list[Node]) -> Node | None: ...
+
+
+@runtime_checkable
+class LogFiles(Protocol):
+    """The files worth keeping from a node."""
+
+    def log_files(self, node: Node) -> list[str]: ...
+
+
+def missing(db: object, required: tuple[type, ...]) -> list[str]:
+    """The names of the capabilities in `required` that `db` lacks."""
+    return [cap.__name__ for cap in required if not isinstance(db, cap)]
