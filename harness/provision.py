@@ -48,8 +48,8 @@ def provision(opts, say: Callable[[str], None], run) -> list[Node]:
     else:
         from .cluster.local import LocalCluster
 
-        cluster = LocalCluster()
-        run.hold_local_lock()
+        cluster = LocalCluster(prefix=opts.local_prefix, subnet=opts.local_subnet)
+        run.hold_local_lock(cluster.prefix)
         if cluster.bridge_exists():
             say(f"using the existing local cluster ({cluster.bridge}); it stays up afterwards")
             specs = cluster.up(opts.local_nodes)

@@ -70,6 +70,8 @@ class TestOptions:
     nemesis_interval: float = 10.0
     nodes: list[str] = field(default_factory=list)
     local_nodes: int = 5
+    local_prefix: str = "zkc"
+    local_subnet: str = "10.66.77.0/24"
     ssh_user: str = "root"
     ssh_key: str | None = None
     ssh_port: int = 22
@@ -204,13 +206,13 @@ class TestRun:
         flat.update(flat.pop("workload_options"))
         return flat
 
-    def hold_local_lock(self) -> None:
-        """One local-cluster test at a time: two would share the namespaces and node dirs."""
+    def hold_local_lock(self, prefix: str) -> None:
+        """One test at a time per local cluster: two would share its namespaces."""
         import fcntl
 
         path = Path("/var/lib/zkchaos")
         path.mkdir(parents=True, exist_ok=True)
-        lock = open(path / "test.lock", "w")
+        lock = open(path / f"test-{prefix}.lock", "w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -59,6 +59,10 @@ def _with_workload_options(command: click.Command) -> click.Command:
 @click.option("--nodes", "nodes", multiple=True, help="SSH hosts, comma-separated (repeatable). Without: a local 5-node cluster.")
 @click.option("--nodes-file", type=click.Path(exists=True, dir_okay=False), help="One SSH host per line.")
 @click.option("--local-nodes", default=5, show_default=True, type=click.IntRange(1, 15), help="Size of the local cluster.")
+@click.option("--local-prefix", default="zkc", show_default=True,
+              help="Name prefix of the local cluster's namespaces and links (one test at a time per prefix).")
+@click.option("--local-subnet", default="10.66.77.0/24", show_default=True,
+              help="The private /24 of the local cluster (only ever routed inside this machine).")
 @click.option("--ssh-user", default="root", show_default=True)
 @click.option("--ssh-key", type=click.Path(exists=True, dir_okay=False))
 @click.option("--ssh-port", default=22, show_default=True, type=click.IntRange(1, 65535))

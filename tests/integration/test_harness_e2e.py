@@ -29,6 +29,7 @@ def _run_test(tmp_path: Path, db: str) -> tuple[subprocess.CompletedProcess, Pat
     done = zkchaos(
         "test", "--db", db, "--nemesis", "partition,kill", "--time-limit", "25", "--nemesis-interval", "4",
         "--local-nodes", "3", "--concurrency", "6", "--rate", "60", "--seed", "7", "--store", str(store),
+        "--local-prefix", "zke", "--local-subnet", "10.66.72.0/24",
     )
     return done, store
 
@@ -63,7 +64,7 @@ def test_short_run_ends_valid_with_a_complete_store(tmp_path, db):
     assert json.loads((run / "results.json").read_text())["valid"] is True
     assert "VALID" in done.stdout
     # Nothing left behind: the cluster this run made is gone.
-    assert "zkc-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "zke-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     again = zkchaos("analyze", str(run))
     assert again.returncode == 0, again.stdout + again.stderr
 

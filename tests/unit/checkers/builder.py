@@ -26,16 +26,20 @@ class History:
         self.open[p] = self._add(process=p, type="invoke", f=f, value=value, **extra)
         return self
 
-    def complete(self, p: Any, kind: str, v: Any = None, **extra: Any) -> "History":
+    def complete(self, p: Any, kind: str, v: Any = None, stat: tuple[int, int] | None = None,
+                 **extra: Any) -> "History":
+        """`stat=(version, mzxid)`: the Stat the server returned, as the register client records it."""
         inv = self.open.pop(p)
         value = dict(inv["value"])
         if inv["f"] in ("read", "final-read") and kind == "ok":
             value["value"] = v
+        if stat is not None:
+            value["version"], value["mzxid"] = stat
         self._add(process=p, type=kind, f=inv["f"], value=value, **extra)
         return self
 
-    def ok(self, p: Any, v: Any = None, **extra: Any) -> "History":
-        return self.complete(p, "ok", v, **extra)
+    def ok(self, p: Any, v: Any = None, stat: tuple[int, int] | None = None, **extra: Any) -> "History":
+        return self.complete(p, "ok", v, stat, **extra)
 
     def fail(self, p: Any, **extra: Any) -> "History":
         return self.complete(p, "fail", **extra)
@@ -44,11 +48,11 @@ class History:
         return self.complete(p, "info", error="timeout", **extra)
 
     # whole ops, for sequential steps
-    def write(self, p: Any, key: Any, v: Any, **extra: Any) -> "History":
-        return self.invoke(p, "write", key, v).ok(p, **extra)
+    def write(self, p: Any, key: Any, v: Any, stat: tuple[int, int] | None = None, **extra: Any) -> "History":
+        return self.invoke(p, "write", key, v).ok(p, stat=stat, **extra)
 
-    def read(self, p: Any, key: Any, v: Any, **extra: Any) -> "History":
-        return self.invoke(p, "read", key).ok(p, v, **extra)
+    def read(self, p: Any, key: Any, v: Any, stat: tuple[int, int] | None = None, **extra: Any) -> "History":
+        return self.invoke(p, "read", key).ok(p, v, stat, **extra)
 
     def cas(self, p: Any, key: Any, frm: Any, to: Any, kind: str = "ok", **extra: Any) -> "History":
         return self.invoke(p, "cas", key, frm=frm, to=to).complete(p, kind, **extra)
