@@ -68,7 +68,8 @@ def zkchaos_test(hosts: LocalCluster, store: Path, *args: str, timeout: float = 
 
 
 def controller_leftovers() -> set[str]:
-    return {p.name for p in Path("/tmp").glob("zkchaos-*")}
+    """What a run makes on this machine for remote hosts: the wheel build, packed jars."""
+    return {p.name for pattern in ("zkchaos-wheel-*", "zkchaos-zookeeper-*") for p in Path("/tmp").glob(pattern)}
 
 
 def assert_hosts_clean(hosts: LocalCluster, remotes: dict[str, SSHRemote], skip: tuple[int, ...] = ()) -> None:
@@ -77,7 +78,7 @@ def assert_hosts_clean(hosts: LocalCluster, remotes: dict[str, SSHRemote], skip:
         if i in skip:
             continue
         remote = remotes[f"n{i}"]
-        procs = remote.run("ps -eo user=,args=", sudo=False).stdout
+        procs = remote.run(f"ps -u {LOGIN} -o args=", sudo=False, check=False).stdout
         assert "zkserver" not in procs and "QuorumPeerMain" not in procs, procs
         assert "zkchaos" not in remote.run("iptables -w -S INPUT").stdout
         ours = [p for p in (hosts.private_root(i) / "tmp").glob("zkchaos-run.*") if p.stat().st_uid != 0]
