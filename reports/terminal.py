@@ -71,8 +71,32 @@ def summary(results: dict[str, Any]) -> Group:
     valid = results.get("valid")
     style = VERDICT_STYLE.get(valid, "bold yellow")
     verdict = {True: "VALID", False: "INVALID"}.get(valid, "UNKNOWN")
-    lines = [ops, faults, f"[{style}]{verdict}[/]: {results.get('explanation', '')}"]
+    lines: list = [ops, faults]
+    found = anomaly_counts(results)
+    if found:
+        kinds = Table("anomaly", "count", "ZooKeeper's model", title="what the checkers found")
+        for (allowed, what), n in found.items():
+            kinds.add_row(what, str(n), "[green]allowed[/]" if allowed else "[red]violation[/]")
+        lines.append(kinds)
+    lines.append(f"[{style}]{verdict}[/]: {results.get('explanation', '')}")
     return Group(*lines)
+
+
+def anomaly_counts(results: dict[str, Any]) -> dict[tuple[bool, str], int]:
+    """(allowed by ZooKeeper's model?, what it proves) -> how many, violations first."""
+    counts: dict[tuple[bool, str], int] = {}
+    for name, part in results.items():
+        if not isinstance(part, dict) or name == "stats":
+            continue
+        if part.get("summary"):  # the checker's own count (its anomaly list may be cut short)
+            for row in part["summary"]:
+                what = (row["zookeeper"] == "allowed", row["classification"])
+                counts[what] = counts.get(what, 0) + row["count"]
+            continue
+        for a in part.get("anomalies", ()):
+            what = (a.get("zookeeper") == "allowed", a.get("classification") or a.get("type", "?"))
+            counts[what] = counts.get(what, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])))
 
 
 def print_summary(console: Console, results: dict[str, Any], run_dir=None) -> None:

@@ -101,3 +101,33 @@ def test_malformed_history_is_a_one_line_error(tmp_path):
     (tmp_path / "history.jsonl").write_text('[1, 2]\n')
     done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 3 and "history.jsonl:1" in done.stderr and "Traceback" not in done.stderr
+
+
+def _raw(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("history, test, expected", [
+    ('{"index":0,"time_ns":0,"process":0,"type":"invoke","f":"read","value":{"key":0}}\nnot json\n', None,
+     "history.jsonl:2: not a JSON object"),
+    ('{"index":0,"time_ns":0,"type":"invoke","f":"read"}\n', None, "history.jsonl:1: missing process"),
+    ('{"index":0,"time_ns":0,"process":0,"type":"ok","f":"read","value":null}\n', None,
+     "record 0 completes nothing"),
+    ('', {"workload": "elections"}, "test.json: unknown workload 'elections'; choose from register"),
+    ('', "{not json", "test.json: not JSON"),
+])
+def test_bad_input_is_one_line_and_loses_nothing(tmp_path, history, test, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.jsonl").write_text(history)
+    if test is not None:
+        (run / "test.json").write_text(test if isinstance(test, str) else json.dumps(test))
+    (run / "results.json").write_text('{"valid": true, "kept": "yes"}\n')
+    done = subprocess.run([sys.executable, "-m", "cli", "analyze", str(run)], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert expected in _raw(done)
+    assert json.loads((run / "results.json").read_text()) == {"valid": True, "kept": "yes"}
+    assert not (run / "report.html").exists()

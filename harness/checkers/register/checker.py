@@ -6,7 +6,7 @@ Result shape (JSON-ready; per-key results use the same fields):
 
     {"valid": True | False | "unknown",
      "explanation": one sentence (the first violation, or why the verdict is unknown),
-     "summary": {classification: count}, violations first,
+     "summary": [{"classification", "count", "zookeeper": "allowed" | "violation"}], violations first,
      "anomalies": [{"type": "stale-read" | "lost-write" | "read-went-back" | ...,
                     "key", "op": the op's completion record (+ "invoke_index"),
                     "values": the values involved, "explanation", "witnesses": [invoke indices],
@@ -159,11 +159,12 @@ def _combine(keys: dict[Any, dict], consistency: str) -> dict:
 
 
 
-def summarise(anomalies: Iterable[Mapping]) -> dict[str, int]:
+def summarise(anomalies: Iterable[Mapping]) -> list[dict]:
     """How many anomalies of each kind, by what they prove; violations before what is allowed."""
     counts = Counter((a.get("zookeeper") == "allowed", a.get("classification") or CLASSIFICATION.get(a["type"], a["type"]))
                      for a in anomalies)
-    return {what: n for (_, what), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))}
+    return [{"classification": what, "count": n, "zookeeper": "allowed" if allowed else "violation"}
+            for (allowed, what), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))]
 
 
 def missing_final_reads(history: Iterable[Mapping]) -> list[Any]:
