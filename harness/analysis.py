@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .checkers.core import Checker, compose
-from .checkers.history import pair_ops
+from .checkers.history import PairedHistory, pair_ops
 from .checkers.stats import StatsChecker
 from .history import read_history
 from .store import RunDir
@@ -40,8 +40,19 @@ def checker_for(options: Mapping[str, Any]) -> Checker:
 
 
 def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: Mapping[str, Any], console=None,
-                report: bool = True, checker: Checker | None = None) -> dict[str, Any]:
+                report: bool = True, checker: Checker | None = None, faults_left: list[str] = (),
+                teardown_problems: list[str] = ()) -> dict[str, Any]:
+    if not isinstance(records, PairedHistory):
+        records = PairedHistory(records)  # the checkers share one pairing of the ops
     results = (checker or checker_for(options)).check(records, options)
+    if faults_left:
+        # The final state was not the healed one: nothing the final phase saw can be trusted.
+        results["faults_left"] = list(faults_left)
+        if results["valid"] is True:
+            results["valid"] = "unknown"
+            results["explanation"] = "the run ended with a fault still in place: " + "; ".join(faults_left)
+    if teardown_problems:
+        results["teardown_problems"] = list(teardown_problems)
     run_dir.write_json(run_dir.results, results)
     if console is not None:
         from reports.terminal import print_summary
@@ -72,7 +83,7 @@ def analyze_store(path: Path, console=None, consistency: str | None = None, repo
         options["consistency"] = consistency
     checker = checker_for(options)  # an unknown workload is refused before anything is read
     try:
-        records = read_history(run_dir.history)
+        records = PairedHistory(read_history(run_dir.history))
         pair_ops(records)  # a completion without its invocation, two open ops of one process, ...
     except ValueError as e:
         raise AnalysisError(f"{run_dir.history}: {e}") from None

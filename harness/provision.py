@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from .db import Node
 from .preflight import Needs, check_hosts
 from .remote import NodeSpec, SSHRemote, connect_all
-from .workspace import Workspace, WorkspaceError
+from .workspace import Workspace, WorkspaceError, cluster_id
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def prepare_hosts(nodes: list[Node], workspace: Workspace, needs_of: Callable[[N
     """Preflight every host, sweep what earlier crashed runs left, check the server ports are
     free, then give each node its private run directory. Raises with one line per bad host."""
     check_hosts(nodes, needs_of, workspace.base)
+    workspace.cluster = cluster_id([n.address for n in nodes])
     _each(nodes, workspace.sweep)
     busy = {n.name: workspace.ports_in_use(n) for n in nodes}
     lines = [f"{n.name}: port(s) {', '.join(map(str, busy[n.name]))} on {n.address} already in use "

@@ -67,7 +67,8 @@ class TestOptions:
     time_limit: float = 60.0
     concurrency: int = 10
     rate: float = 100.0
-    nemesis_interval: float = 10.0
+    nemesis_interval: tuple[float, float] = (5.0, 15.0)  # seconds between steps, drawn uniformly
+    nemesis_targets: list[str] | None = None
     nodes: list[str] = field(default_factory=list)
     local_nodes: int = 5
     local_prefix: str = "zkc"
@@ -86,7 +87,7 @@ class TestOptions:
     seed: int | None = None
     store: str = "store"
     name: str | None = None
-    workload_options: dict[str, Any] = field(default_factory=dict)  # the workload's own options
+    specific: dict[str, Any] = field(default_factory=dict)  # the workload's and families' own options
 
     def test_name(self) -> str:
         return self.name or f"{self.db}-{self.workload}-{'+'.join(self.nemesis) or 'none'}"
@@ -139,8 +140,10 @@ class TestRun:
         self.nodes: list[Node] = []
         self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
         self.workspace = Workspace(opts.node_dir)
-        self.nemeses = nemesis.make(opts.nemesis, self.db)
+        self.nemeses = nemesis.make(opts.nemesis, self.db, len(opts.nodes) or opts.local_nodes, opts.nemesis_targets)
         self.teardown_problems: list[str] = []
+        self.faults_left: list[str] = []
+        self.ctx = None
         self.schedule = None
         self.stop = threading.Event()
         self.history: HistoryRecorder | None = None
@@ -203,7 +206,7 @@ class TestRun:
     def options(self) -> dict[str, Any]:
         """The test's options as one flat mapping (what workloads and test.json see)."""
         flat = asdict(self.opts)
-        flat.update(flat.pop("workload_options"))
+        flat.update(flat.pop("specific"))
         return flat
 
     def hold_local_lock(self, prefix: str) -> None:
@@ -244,8 +247,14 @@ class TestRun:
         return reduce(lambda a, b: a | b, (n.needs for n in self.nemeses), self.db.needs(node))
 
     def _start_db(self) -> None:
+        from nemesis.base import NemesisContext
+
         self.state.phase = f"installing {self.opts.db}"
         self.db.prepare(self.nodes)
+        self.ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()), self.options(),
+                                  self.opts.nemesis_targets)
+        for family in self.nemeses:  # before the servers start: a family may set them up its way
+            family.setup(self.ctx)
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda n: self.db.setup(n, self.nodes), self.nodes))
             list(pool.map(self.db.start, self.nodes))
@@ -255,14 +264,12 @@ class TestRun:
         self._say(f"{self.opts.db} serving on {len(self.nodes)} nodes; leader {leader.name if leader else '-'}")
 
     def _workload(self) -> None:
-        from nemesis.base import NemesisContext
         from nemesis.schedule import Schedule
 
         opts = self.opts
         self.generator = self.workload.generator(self.options(), random.Random(self.rng.random()))
         limiter = RateLimiter(opts.rate)
-        ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()))
-        self.schedule = Schedule(self.nemeses, ctx, self.history, opts.nemesis_interval)
+        self.schedule = Schedule(self.nemeses, self.ctx, self.history, opts.nemesis_interval)
         workers = self.workers = [
             threading.Thread(target=self._worker, args=(i, limiter), daemon=True) for i in range(opts.concurrency)
         ]
@@ -276,13 +283,13 @@ class TestRun:
 
         follow_progress(self, opts.time_limit)
         self.stop.set()
-        nemesis_thread.join(timeout=opts.nemesis_interval + 60)
+        nemesis_thread.join(timeout=max(opts.nemesis_interval) + 60)
         # One deadline for all workers: an op in flight takes at most a few op timeouts.
         deadline = time.monotonic() + 3 * opts.op_timeout + 10
         for t in workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self.state.phase = "healing"
-        self.schedule.teardown()
+        self.faults_left = self.schedule.teardown()
         self.state.phase = "recovering"
         try:
             self.db.wait_ready(self.nodes, timeout=opts.recovery_time)
@@ -359,17 +366,23 @@ class TestRun:
     def _check(self) -> int:
         from .analysis import analyze_run
 
-        results = analyze_run(self.run_dir, self.history.records, self.options(), self.console)
+        results = analyze_run(self.run_dir, self.history.records, self.options(), self.console,
+                              faults_left=self.faults_left, teardown_problems=self.teardown_problems)
         return exit_code(results["valid"])
 
     def _cleanup(self) -> None:
         """Every step attempted whatever the others do: heal, collect logs, teardown."""
         self.stop.set()
-        if self.schedule is not None:
-            try:
-                self.schedule.teardown()
-            except BaseException as e:  # noqa: BLE001
-                log.warning("final heal failed: %s", e)
+        try:
+            if self.schedule is not None:
+                self.faults_left = self.schedule.teardown()
+            elif self.ctx is not None:  # failed before the schedule began: families set up still undo
+                for family in self.nemeses:
+                    family.teardown(self.ctx)
+        except BaseException as e:  # noqa: BLE001
+            log.warning("final heal failed: %s", e)
+        for line in self.faults_left:
+            self._say(f"[red]fault still in place after healing:[/] {escape(line)}")
         if getattr(self, "run_dir", None) is None:
             return
         from .provision import collect_and_teardown

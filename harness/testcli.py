@@ -27,35 +27,61 @@ def _click_option(option: Option) -> click.Option:
                         help=option.help)
 
 
-def workload_options() -> dict[str, Option]:
-    """Every workload's own options, by name; two workloads may share one if they agree on it."""
+def specific_options() -> dict[str, Option]:
+    """The workloads' and fault families' own options, by name; two may share one if they agree."""
     found: dict[str, Option] = {}
-    for workload in workloads.all_workloads():
-        for option in workload.options:
-            if found.setdefault(option.name, option) != option:
-                raise RuntimeError(f"workloads disagree on --{option.name}")
+    for option in [o for w in workloads.all_workloads() for o in w.options] + nemesis.options():
+        if found.setdefault(option.name, option) != option:
+            raise RuntimeError(f"two extensions disagree on --{option.name}")
     return found
 
 
-def _with_workload_options(command: click.Command) -> click.Command:
-    command.params.extend(_click_option(o) for o in workload_options().values())
+def _with_specific_options(command: click.Command) -> click.Command:
+    command.params.extend(_click_option(o) for o in specific_options().values())
     return command
 
 
-@_with_workload_options
+def _interval(ctx, param, value: str) -> tuple[float, float]:
+    """"10" (every 10 s) or "5,15" (uniformly between 5 and 15 s)."""
+    try:
+        bounds = [float(x) for x in value.split(",")]
+    except ValueError:
+        bounds = []
+    if len(bounds) == 1:
+        bounds *= 2
+    if len(bounds) != 2 or not 0.1 <= bounds[0] <= bounds[1] <= 3600:
+        raise click.BadParameter(f"{value!r}: give SECONDS or MIN,MAX with 0.1 <= MIN <= MAX <= 3600")
+    return bounds[0], bounds[1]
+
+
+def _targets(ctx, param, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    specs = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in specs if s not in nemesis.targets.SPECS]
+    if bad or not specs:
+        raise click.BadParameter(f"unknown target {', '.join(bad) or '(none)'}; choose from {', '.join(nemesis.targets.SPECS)}")
+    return specs
+
+
+@_with_specific_options
 @click.command("test", cls=HarnessCommand)
 @click.option("--workload", default="register", show_default=True, type=click.Choice(workloads.names()),
               help="What the clients do and how it is checked: " + "; ".join(
                   f"{w.name}: {w.description}" for w in workloads.all_workloads()) + ".")
 @click.option("--nemesis", default="partition,kill,pause", show_default=True, callback=_nemesis_list,
-              help=f"Comma-separated fault families: {', '.join(nemesis.names())}, or none.")
+              help=f"Comma-separated fault families, run overlapping: {', '.join(nemesis.names())}; all; or none.")
+@click.option("--nemesis-targets", default=None, callback=_targets,
+              help=f"Which nodes faults may hit, comma-separated: {', '.join(nemesis.targets.SPECS)} "
+                   "(default: what each family uses).")
 @click.option("--db", default="zkchaos", show_default=True, type=click.Choice(["zkchaos", "zookeeper"]))
 @click.option("--consistency", default="zookeeper", show_default=True, type=click.Choice(["zookeeper", "linearizable"]),
               help="Which model decides validity: ZooKeeper's (stale reads allowed) or linearizable.")
 @click.option("--time-limit", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Seconds of workload.")
 @click.option("--concurrency", default=10, show_default=True, type=click.IntRange(1, 1000), help="Client workers.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(0.1, 100000), help="Ops per second, all workers.")
-@click.option("--nemesis-interval", default=10.0, show_default=True, type=click.FloatRange(0.5, 3600), help="Seconds between fault and heal.")
+@click.option("--nemesis-interval", default="5,15", show_default=True, callback=_interval,
+              help="Seconds between nemesis steps (a fault or a heal): SECONDS, or MIN,MAX drawn uniformly.")
 @click.option("--nodes", "nodes", multiple=True, help="SSH hosts, comma-separated (repeatable). Without: a local 5-node cluster.")
 @click.option("--nodes-file", type=click.Path(exists=True, dir_okay=False), help="One SSH host per line.")
 @click.option("--local-nodes", default=5, show_default=True, type=click.IntRange(1, 15), help="Size of the local cluster.")
@@ -78,7 +104,8 @@ def _with_workload_options(command: click.Command) -> click.Command:
                    "tarball), uploaded to the nodes instead of using Debian's package there.")
 @click.option("--node-dir", default=None,
               help="Where each run's private directory is made on the nodes (default: the login user's $TMPDIR or /tmp).")
-@click.option("--seed", default=None, type=int)
+@click.option("--seed", default=None, type=int,
+              help="Replays the same sequence of faults, targets and operations (drawn and recorded when not given).")
 @click.option("--store", default="store", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Test name in the store (default: db-workload-nemeses).")
 def test_command(**kw) -> None:
@@ -90,9 +117,9 @@ def test_command(**kw) -> None:
     kw["nodes"] = parse_nodes(given, nodes_file)
     if (given or nodes_file) and not kw["nodes"]:
         raise click.BadParameter("no hosts given (--nodes / --nodes-file is empty)", param_hint="--nodes")
-    own = {o.key for o in workload_options().values()}
+    own = {o.key for o in specific_options().values()}
     opts = TestOptions(**{k: v for k, v in kw.items() if k not in own},
-                       workload_options={k: v for k, v in kw.items() if k in own})
+                       specific={k: v for k, v in kw.items() if k in own})
     from rich.console import Console
 
     console = Console()

@@ -4,12 +4,15 @@ Each run makes a fresh directory with a unique name (`mktemp -d`, mode 0700, own
 user) under the login user's $TMPDIR (or /tmp, or `--node-dir`), and everything of the run lives
 in it: the server's install, config, data, logs and pid file. Nothing has a fixed name, so a file
 another user or an earlier run left never gets in the way. Before making its own, a run sweeps
-what an earlier, crashed run of the same user left (stopping its processes by pid file, after
-checking each really belongs to that directory), and at the end it removes its own.
+what an earlier, crashed run of the same user on the same set of nodes left (stopping its
+processes by pid file, after checking each really belongs to that directory), and at the end it
+removes its own. "The same set of nodes" is a mark in each directory: nodes that share a
+filesystem (local namespaces) or runs against other hosts never sweep each other's directories.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
@@ -30,6 +33,7 @@ SWEEP = r"""
 me=$(id -u)
 for d in {base}/{prefix}*; do
   [ -d "$d" ] && [ ! -L "$d" ] && [ "$(stat -c %u "$d")" = "$me" ] || continue
+  [ "$(cat "$d/{mark}" 2>/dev/null)" = "{cluster}" ] || continue
   for f in "$d"/*.pid; do
     pid=$(cat "$f" 2>/dev/null) || continue
     case "$pid" in ''|*[!0-9]*) continue;; esac
@@ -40,6 +44,7 @@ for d in {base}/{prefix}*; do
   if rm -rf "$d" 2>/dev/null; then echo "removed $d"; else echo "could not remove $d"; fi
 done
 """
+MARK = "cluster-id"
 LISTENERS = r"awk 'FNR>1 && $4==\"0A\" {print $2}' /proc/net/tcp /proc/net/tcp6 2>/dev/null"
 
 
@@ -47,16 +52,25 @@ class WorkspaceError(RuntimeError):
     """A node's run directory cannot be made or its ports are taken; one line per node."""
 
 
+def cluster_id(addresses: list[str]) -> str:
+    """The mark of a set of nodes: runs on the same nodes have it, others do not."""
+    return hashlib.sha256(",".join(sorted(addresses)).encode()).hexdigest()[:16]
+
+
 @dataclass
 class Workspace:
     base: str | None = None  # where run directories go on the nodes; None: $TMPDIR or /tmp
+    cluster: str = ""  # cluster_id() of the run's nodes; "" marks nothing and sweeps nothing
 
     def _base(self) -> str:
         return shlex.quote(self.base) if self.base else '"${TMPDIR:-/tmp}"'
 
     def sweep(self, node: Node) -> list[str]:
         """Remove what earlier runs of this login user left on the node; what went."""
-        out = node.remote.run(SWEEP.format(base=self._base(), prefix=PREFIX), timeout=120, sudo=False)
+        if not self.cluster:
+            return []
+        out = node.remote.run(SWEEP.format(base=self._base(), prefix=PREFIX, mark=MARK, cluster=self.cluster),
+                              timeout=120, sudo=False)
         done = [line for line in out.stdout.splitlines() if line.strip()]
         for line in done:
             log.info("%s: %s (left by an earlier run)", node.name, line)
@@ -74,6 +88,8 @@ class Workspace:
         if not _NAME.search(path):
             raise WorkspaceError(f"{node.name}: mktemp gave {path!r}, not a run directory")
         node.dir = path
+        if self.cluster:
+            node.remote.run(f"echo {self.cluster} > {path}/{MARK}", timeout=20, sudo=False)
 
     def remove(self, node: Node) -> None:
         if node.dir and _NAME.search(node.dir):  # never anything but a directory we made

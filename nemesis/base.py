@@ -1,19 +1,25 @@
-"""The Nemesis protocol and the context every fault family works in.
+"""What a fault family is, and the context every family works in.
 
-A nemesis injects one kind of fault (`start`), undoes exactly what it did (`heal`), and heals
-again in `teardown`, which the runner calls on every exit path. Targets are chosen at random
-from the variants a family offers (a random node, the leader, a minority, ...).
+A family (after Jepsen's nemesis with its `fs`) names the history `f`s it emits: one or more
+faults and one heal. The schedule asks it to `choose` a fault (a pure decision from the seeded
+random source and the cluster's state), records the choice, has the family `inject` it, and later
+`heal` it; `setup` runs before the DB starts (a family may need the servers started its way) and
+`teardown` on every way out, undoing whatever is still in effect, never raising for a node that
+is gone.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping
+
+from . import targets as T
 
 if TYPE_CHECKING:
     from harness.db import Node, ServerDB
     from harness.preflight import Needs
+    from harness.workload import Option
 
 
 @dataclass
@@ -21,37 +27,76 @@ class NemesisContext:
     nodes: list[Node]
     db: ServerDB
     rng: random.Random = field(default_factory=random.Random)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    target_specs: list[str] | None = None  # --nemesis-targets, when given
 
     def leader(self) -> Node | None:
         return self.db.leader(self.nodes)
 
-    def minority(self) -> list[Node]:
-        k = self.rng.randint(1, max(1, (len(self.nodes) - 1) // 2))
-        return self.rng.sample(self.nodes, k)
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def pick(self, specs: list[str]) -> tuple[str, list[Node]]:
+        """A random spec of `specs` and the nodes it names now."""
+        spec = self.rng.choice(specs)
+        return spec, T.pick(spec, self)
 
 
-class Nemesis(Protocol):
-    name: str  # the family: partition, kill, pause, clock
-    start_f: str  # history f of the fault, e.g. "start-partition"
-    stop_f: str  # history f of the heal, e.g. "stop-partition"
-    requires: tuple[type, ...]  # DB capabilities (harness.db.capabilities) it uses
-    needs: Needs  # what it needs of every host (root, iptables, ...)
+@dataclass(frozen=True)
+class Fault:
+    """A fault as the history records it: its f, the nodes it hits, and its parameters."""
 
-    def start(self, ctx: NemesisContext) -> Any:
-        """Inject a fault; return a JSON-able description of what was done."""
+    f: str
+    targets: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def value(self) -> dict[str, Any]:
+        return {"targets": list(self.targets), **self.params}
+
+    def describe(self) -> str:
+        what = " ".join(f"{k}={v}" for k, v in self.params.items() if not isinstance(v, (dict, list)))
+        return f"{self.f} {','.join(self.targets)} {what}".strip()
+
+
+class Family:
+    """Defaults for a fault family; subclasses set the class attributes and the methods."""
+
+    name: str = ""
+    faults: tuple[str, ...] = ()  # history fs of its faults
+    heal_f: str = ""  # history f of its heal
+    requires: tuple[type, ...] = ()  # DB capabilities (harness.db.capabilities)
+    needs: Needs
+    options: tuple[Option, ...] = ()  # its own command-line options
+    target_specs: tuple[str, ...] = ()  # which target specs it draws from (see targets.py)
+    needs_targets: bool = True  # False: it has faults that name no target (partition shapes)
+
+    def __init__(self) -> None:
+        self.specs: list[str] = list(self.target_specs)
+
+    def configure(self, specs: list[str]) -> None:
+        """The target specs this run allows (the family's own, narrowed by --nemesis-targets)."""
+        self.specs = specs
+
+    def setup(self, ctx: NemesisContext) -> None:
+        """Before the DB starts on the nodes."""
+
+    def choose(self, ctx: NemesisContext) -> Fault:
+        raise NotImplementedError
+
+    def inject(self, ctx: NemesisContext, fault: Fault) -> Any:
+        """Do `fault`; return a JSON-able account of what was done."""
+        raise NotImplementedError
 
     def heal(self, ctx: NemesisContext) -> Any:
-        """Undo whatever is in effect; return what was undone."""
+        """Undo what is in effect; raise if something could not be undone (it stays listed)."""
+        raise NotImplementedError
+
+    def active(self) -> bool:
+        """Whether a fault of this family is in effect."""
+        raise NotImplementedError
 
     def teardown(self, ctx: NemesisContext) -> None:
-        """Heal, whatever state we are in; never raises for a node that is gone."""
-
-
-def pick_targets(ctx: NemesisContext, variant: str) -> list[Node]:
-    """Nodes for a kill/pause variant: one random node, the leader, or a minority."""
-    if variant == "leader":
-        leader = ctx.leader()
-        return [leader] if leader is not None else [ctx.rng.choice(ctx.nodes)]
-    if variant == "minority":
-        return ctx.minority()
-    return [ctx.rng.choice(ctx.nodes)]
+        """Undo whatever is in effect on every node, whatever happened before."""
+        if self.active():
+            self.heal(ctx)

@@ -1,10 +1,17 @@
-"""Network partitions: iptables DROP rules inside each victim's namespace (or on a remote host).
+"""Network partitions: iptables DROP rules in the INPUT chain of each node (its namespace, or a
+remote host), every rule tagged with a comment naming zkchaos.
 
-Every rule carries a comment naming zkchaos, and we remember each one we add, so healing
-deletes exactly our rules; teardown also sweeps any commented rule a crashed run left behind.
-Variants (as in Jepsen): random halves, one node isolated, the leader isolated, a majorities
-ring (every node sees a majority, no two the same one), and a bridge (two halves that share one
-node).
+Shapes (after Jepsen's and ClickHouse Keeper's partitioners):
+- isolate: the target nodes (one, a minority, a majority, the leader, the primaries, ...) are cut
+  off from the rest, both ways;
+- mute / deaf: one way only: the targets are heard by nobody but hear everyone (mute), or hear
+  nobody but are heard (deaf);
+- clients: the servers are fine, but the clients' traffic to the targets' client port is dropped,
+  so sessions on those servers expire while the ensemble stays healthy;
+- halves, majorities-ring (every node sees a majority, no two the same one), bridge (two halves
+  that share one node).
+We remember each rule we add, so healing deletes exactly those; teardown also sweeps any tagged
+rule a crashed run left behind.
 """
 
 from __future__ import annotations
@@ -14,132 +21,143 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db.capabilities import Primary
 from harness.preflight import Needs
+from harness.servers import CLIENT_PORT
+
+from .base import Family, Fault, NemesisContext
 
 if TYPE_CHECKING:
     from harness.db import Node
 
-from .base import NemesisContext
-
 log = logging.getLogger(__name__)
 
 COMMENT = "zkchaos-partition"
-VARIANTS = ("halves", "isolate-one", "isolate-leader", "majorities-ring", "bridge")
+TARGETED = ("isolate", "mute", "deaf", "clients")
+SHAPED = ("halves", "majorities-ring", "bridge")
 
 
-def _rule(src: str) -> str:
-    return f"INPUT -s {src} -j DROP -m comment --comment {COMMENT}"
+def rule(src: str, port: int | None = None) -> str:
+    """An INPUT rule dropping what `src` sends (to `port` only, when given)."""
+    match = f"-s {src} -p tcp --dport {port}" if port else f"-s {src}"
+    return f"INPUT {match} -j DROP -m comment --comment {COMMENT}"
 
 
-def grudge_for(variant: str, ctx: NemesisContext) -> dict[str, set[str]]:
-    """node name -> names of the nodes it must not hear from."""
-    nodes = [n.name for n in ctx.nodes]
-    rng = ctx.rng
-    if variant in ("isolate-one", "isolate-leader"):
-        victim = None
-        if variant == "isolate-leader":
-            leader = ctx.leader()
-            victim = leader.name if leader is not None else None
-        victim = victim or rng.choice(nodes)
-        return _components([[victim], [n for n in nodes if n != victim]])
-    if variant == "halves":
-        shuffled = nodes[:]
-        rng.shuffle(shuffled)
-        cut = len(shuffled) // 2
-        return _components([shuffled[:cut], shuffled[cut:]])
-    if variant == "majorities-ring" and len(nodes) >= 5:
-        ring = nodes[:]
-        rng.shuffle(ring)
+def grudge_for(shape: str, names: list[str], victims: list[str], rng) -> dict[str, set[str]]:
+    """node name -> names of the nodes whose packets it drops."""
+    rest = [n for n in names if n not in victims]
+    if shape == "isolate":
+        if not rest:  # all: everyone alone
+            return {v: set(names) - {v} for v in names}
+        return {**{v: set(rest) for v in victims}, **{r: set(victims) for r in rest}}
+    if shape == "mute":  # nobody hears the victims
+        return {r: set(victims) for r in rest} if rest else {v: set(victims) - {v} for v in victims}
+    if shape == "deaf":  # the victims hear nobody
+        return {v: set(names) - {v} for v in victims}
+    shuffled = names[:]
+    rng.shuffle(shuffled)
+    n = len(shuffled)
+    if shape == "majorities-ring" and n >= 5:
         # Each node hears the `reach` nearest neighbours on either side: 2*reach + 1 is at
         # least a majority, yet short of everyone, so every majority is a different one.
-        n = len(ring)
         reach = (n // 2 + 1) // 2
-        grudge: dict[str, set[str]] = {}
-        for i, name in enumerate(ring):
-            near = {ring[(i + d) % n] for d in range(-reach, reach + 1)}
-            grudge[name] = set(ring) - near
-        return grudge
-    if variant == "bridge" and len(nodes) >= 3:
-        shuffled = nodes[:]
-        rng.shuffle(shuffled)
-        rest = shuffled[1:]  # shuffled[0] is the bridge: it keeps both sides
-        cut = len(rest) // 2
-        a, b = set(rest[:cut]), set(rest[cut:])
-        grudge = {name: set() for name in nodes}
-        for x in a:
-            grudge[x] = set(b)
-        for y in b:
-            grudge[y] = set(a)
-        return grudge
-    return grudge_for("halves", ctx)
+        return {name: set(shuffled) - {shuffled[(i + d) % n] for d in range(-reach, reach + 1)}
+                for i, name in enumerate(shuffled)}
+    if shape == "bridge" and n >= 3:
+        a, b = shuffled[1:1 + (n - 1) // 2], shuffled[1 + (n - 1) // 2:]  # shuffled[0] is the bridge
+        return {**{x: set(b) for x in a}, **{y: set(a) for y in b}}
+    cut = n // 2
+    left, right = shuffled[:cut], shuffled[cut:]
+    return {**{x: set(right) for x in left}, **{y: set(left) for y in right}}
 
 
-def _components(parts: list[list[str]]) -> dict[str, set[str]]:
-    everyone = {n for part in parts for n in part}
-    return {n: everyone - set(part) for part in parts for n in part}
-
-
-class PartitionNemesis:
+class PartitionFamily(Family):
     name = "partition"
-    start_f = "start-partition"
-    stop_f = "stop-partition"
+    faults = ("start-partition",)
+    heal_f = "stop-partition"
     requires = (Primary,)  # to isolate the leader
     needs = Needs(root=True, iptables=True)
+    target_specs = ("one", "minority", "majority", "leader", "followers", "primaries", "all")
+    needs_targets = False  # halves, rings and bridges need none
 
-    def __init__(self, variants: tuple[str, ...] = VARIANTS) -> None:
-        self.variants = variants
-        self.added: dict[str, list[str]] = {}  # node name -> source addresses we dropped
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[tuple[str, str]] = []  # (node name, rule) in the order added
 
-    def start(self, ctx: NemesisContext) -> Any:
-        variant = ctx.rng.choice(self.variants)
-        grudge = grudge_for(variant, ctx)
-        by_name = {n.name: n for n in ctx.nodes}
-        for name, enemies in grudge.items():
-            node = by_name[name]
-            for enemy in sorted(enemies):
-                src = by_name[enemy].address
-                node.remote.run(f"iptables -w -A {_rule(src)}", timeout=30)
-                self.added.setdefault(name, []).append(src)
-        return {"variant": variant, "grudge": {k: sorted(v) for k, v in grudge.items() if v}}
+    def choose(self, ctx: NemesisContext) -> Fault:
+        shape = ctx.rng.choice(TARGETED + SHAPED if self.specs else SHAPED)
+        names = [n.name for n in ctx.nodes]
+        if shape in SHAPED:
+            return Fault("start-partition", (), {"shape": shape,
+                                                 "grudge": _sorted(grudge_for(shape, names, [], ctx.rng))})
+        spec, victims = ctx.pick(self.specs)
+        victim_names = [v.name for v in victims]
+        if shape == "clients":
+            return Fault("start-partition", tuple(victim_names), {"shape": shape, "spec": spec})
+        return Fault("start-partition", tuple(victim_names),
+                     {"shape": shape, "spec": spec, "grudge": _sorted(grudge_for(shape, names, victim_names, ctx.rng))})
+
+    def inject(self, ctx: NemesisContext, fault: Fault) -> Any:
+        if fault.params["shape"] == "clients":
+            rules = [(name, rule(_controller_address(ctx.node(name)), CLIENT_PORT)) for name in fault.targets]
+        else:
+            rules = [(name, rule(ctx.node(enemy).address))
+                     for name, enemies in fault.params["grudge"].items() for enemy in enemies]
+        for name, r in rules:
+            self.added.append((name, r))  # listed first: a rule half-added is still removed
+            ctx.node(name).remote.run(f"iptables -w -A {r}", timeout=30)
+        return {"rules": len(rules)}
+
+    def active(self) -> bool:
+        return bool(self.added)
 
     def heal(self, ctx: NemesisContext) -> Any:
         """Delete each rule we added; a node we cannot reach keeps its entries, so the next
         heal (or teardown) tries again, and the failure is raised after the others are done."""
-        by_name = {n.name: n for n in ctx.nodes}
-        healed: dict[str, int] = {}
-        failed: list[str] = []
-        for name, sources in list(self.added.items()):
-            node = by_name[name]
-            left = []
-            for src in sources:
-                try:
-                    node.remote.run(f"iptables -w -D {_rule(src)}", timeout=30, check=False)
-                except Exception as e:  # noqa: BLE001 - go on with the other nodes
-                    log.warning("could not remove a partition rule on %s: %s", name, e)
-                    left.append(src)
-            healed[name] = len(sources) - len(left)
-            if left:
-                self.added[name] = left
-                failed.append(name)
-            else:
-                del self.added[name]
-        if failed:
-            raise RuntimeError(f"partition rules still in place on {', '.join(failed)}")
-        return {"removed_rules": healed}
+        left, removed = [], 0
+        for name, r in self.added:
+            try:
+                ctx.node(name).remote.run(f"iptables -w -D {r}", timeout=30, check=False)
+                removed += 1
+            except Exception as e:  # noqa: BLE001 - go on with the other nodes
+                log.warning("could not remove a partition rule on %s: %s", name, e)
+                left.append((name, r))
+        self.added = left
+        if left:
+            raise RuntimeError(f"partition rules still in place on {', '.join(sorted({n for n, _ in left}))}")
+        return {"removed_rules": removed}
 
     def teardown(self, ctx: NemesisContext) -> None:
-        self.heal(ctx)
-        for node in ctx.nodes:
-            # Rules a crashed earlier run left: ours carry the comment, nobody else's do.
-            try:
-                rules = node.remote.run(f"iptables -w -S INPUT | grep -- '{COMMENT}' || true", timeout=30).stdout
-                for line in rules.splitlines():
-                    if line.startswith("-A "):
-                        node.remote.run(f"iptables -w -D {line[3:]}", timeout=30, check=False)
-            except Exception as e:  # noqa: BLE001 - teardown must go on to the next node
-                log.warning("could not sweep partition rules on %s: %s", node.name, e)
+        try:
+            self.heal(ctx)
+        finally:
+            for node in ctx.nodes:
+                sweep_rules(node, COMMENT)
+
+
+def sweep_rules(node: Node, comment: str, chains: tuple[str, ...] = ("INPUT", "OUTPUT")) -> None:
+    """Delete every rule carrying `comment` (ours, or what a crashed run left)."""
+    try:
+        for chain in chains:
+            rules = node.remote.run(f"iptables -w -S {chain} | grep -- '{comment}' || true", timeout=30).stdout
+            for line in rules.splitlines():
+                if line.startswith("-A "):
+                    node.remote.run(f"iptables -w -D {line[3:]}", timeout=30, check=False)
+    except Exception as e:  # noqa: BLE001 - teardown must go on to the next node
+        log.warning("could not sweep %s rules on %s: %s", comment, node.name, e)
+
+
+def _controller_address(node: Node) -> str:
+    """Where the harness's clients come from, as the node sees it: our SSH peer address."""
+    peer = node.remote.run('echo "${SSH_CLIENT%% *}"', timeout=20, sudo=False).stdout.strip()
+    if not peer:
+        raise RuntimeError(f"{node.name}: cannot tell the harness's address (no SSH_CLIENT)")
+    return peer
+
+
+def _sorted(grudge: dict[str, set[str]]) -> dict[str, list[str]]:
+    return {k: sorted(v) for k, v in sorted(grudge.items()) if v}
 
 
 def drops_between(a: Node, b: Node) -> bool:
     """Whether `a` currently drops traffic from `b` (for tests)."""
     out = a.remote.run(f"iptables -w -S INPUT | grep -- '{COMMENT}' || true", timeout=30).stdout
-    return f"-s {b.address}/32" in out or f"-s {b.address} " in out
+    return any(f"-s {b.address}/32 " in line and "--dport" not in line for line in out.splitlines())

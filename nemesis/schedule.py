@@ -1,90 +1,101 @@
-"""When faults happen: alternate fault and heal every `interval` seconds, one family at a time,
-recording each step in the history as the "nemesis" process (invocations completed as info,
-since a fault's exact moment of effect is not observable)."""
+"""When faults happen: at random intervals (within `--nemesis-interval` bounds) the schedule
+either starts a fault of a family that has none in effect or heals one that has, so several
+families overlap (a partition while a node is down and a clock is off) instead of strictly
+alternating; with one family it alternates fault and heal. Every step is recorded in the history
+as the "nemesis" process: the invocation carries the fault's targets and parameters, the info
+completion what was done (a fault's exact moment of effect is not observable).
+
+All choices come from one seeded random source, so a seed replays the same sequence of
+decisions; targets that depend on the cluster's state (the leader) follow that state.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from harness.history import INFO, NEMESIS, HistoryRecorder
 
-from .base import Nemesis, NemesisContext
+from .base import Family, Fault, NemesisContext
 
 log = logging.getLogger(__name__)
 
 
 class Schedule:
-    def __init__(
-        self, nemeses: list[Nemesis], ctx: NemesisContext, history: HistoryRecorder, interval_s: float
-    ) -> None:
-        self.nemeses = nemeses
+    def __init__(self, families: list[Family], ctx: NemesisContext, history: HistoryRecorder,
+                 interval_s: tuple[float, float]) -> None:
+        self.families = families
         self.ctx = ctx
         self.history = history
         self.interval_s = interval_s
-        self.active: Nemesis | None = None
-        self.active_desc: Any = None
+        self.current: dict[str, Fault] = {}  # family -> the fault it has in effect
         self.faults = 0
+        self.failures: list[str] = []  # steps that raised (recorded in the history too)
         self.lock = threading.Lock()
 
-    def _record(self, f: str, action) -> tuple[bool, Any]:
-        inv = self.history.invoke(NEMESIS, None, f, None)
+    def _record(self, f: str, value: Any, action: Callable[[], Any]) -> bool:
+        inv = self.history.invoke(NEMESIS, None, f, value)
         try:
-            value = action()
-            self.history.complete(inv, INFO, value=value)
-            log.info("nemesis %s: %s", f, value)
-            return True, value
+            done = action()
+            self.history.complete(inv, INFO, value=done)
+            log.info("nemesis %s %s: %s", f, value, done)
+            return True
         except Exception as e:  # noqa: BLE001 - a failed step is recorded, the test goes on
             log.warning("nemesis %s failed: %s", f, e)
             self.history.complete(inv, INFO, value=None, error=f"{type(e).__name__}: {e}")
-            return False, None
+            self.failures.append(f"{f}: {e}")
+            return False
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set: wait, fault, wait, heal, ..."""
-        if not self.nemeses:
+        """Until `stop` is set: wait a random interval, then start or heal a fault."""
+        if not self.families:
             return
-        while not stop.wait(self.interval_s):
-            if self.active is not None:
-                self.heal()  # a heal that failed earlier: retry before any new fault
-                continue
+        while not stop.wait(self.ctx.rng.uniform(*self.interval_s)):
             with self.lock:
                 if stop.is_set():
                     break
-                nemesis = self.ctx.rng.choice(self.nemeses)
-                self.active = nemesis
-                _, self.active_desc = self._record(nemesis.start_f, lambda: nemesis.start(self.ctx))
-                self.faults += 1
-            if stop.wait(self.interval_s):
-                break
-            self.heal()
+                self.step()
 
-    def heal(self) -> None:
-        """Undo the active fault. If that fails it stays active: no new fault is stacked on
-        top, and the next heal (at the latest the final one) tries again."""
+    def step(self) -> None:
+        active = [f for f in self.families if f.active()]
+        idle = [f for f in self.families if not f.active()]
+        if idle and (not active or self.ctx.rng.random() < 0.5):
+            self.start(self.ctx.rng.choice(idle))
+        else:
+            self.heal(self.ctx.rng.choice(active))
+
+    def start(self, family: Family) -> None:
+        fault = family.choose(self.ctx)
+        self.current[family.name] = fault
+        self.faults += 1
+        self._record(fault.f, fault.value, lambda: family.inject(self.ctx, fault))
+
+    def heal(self, family: Family) -> bool:
+        """Undo the family's fault. If that fails it stays in effect: no new fault of that
+        family is stacked on top, and the next heal (at the latest the final one) tries again."""
+        healed = self._record(family.heal_f, None, lambda: family.heal(self.ctx))
+        if healed:
+            self.current.pop(family.name, None)
+        return healed
+
+    def teardown(self) -> list[str]:
+        """The final heal: undo what is in effect, then let every family sweep what is left.
+        Returns what could not be undone (the run then ends with a fault in place)."""
         with self.lock:
-            nemesis = self.active
-            if nemesis is None:
-                return
-            healed, _ = self._record(nemesis.stop_f, lambda: nemesis.heal(self.ctx))
-            if healed:
-                self.active, self.active_desc = None, None
-
-    def teardown(self) -> None:
-        """The final heal: undo the active fault, then let every family sweep what is left."""
-        self.heal()
-        for nemesis in self.nemeses:
-            try:
-                nemesis.teardown(self.ctx)
-            except Exception as e:  # noqa: BLE001
-                log.warning("nemesis %s teardown: %s", nemesis.name, e)
+            for family in self.families:
+                if family.active():
+                    self.heal(family)
+            left = []
+            for family in self.families:
+                try:
+                    family.teardown(self.ctx)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("nemesis %s teardown: %s", family.name, e)
+                if family.active():
+                    left.append(f"{family.name}: {self.current.get(family.name, Fault('?')).describe()}")
+            return left
 
     def describe_active(self) -> str:
-        nemesis, desc = self.active, self.active_desc
-        if nemesis is None:
-            return "none"
-        if isinstance(desc, dict):
-            what = desc.get("variant") or ""
-            nodes = desc.get("nodes")
-            return f"{nemesis.name} {what} {','.join(nodes) if nodes else ''}".strip()
-        return nemesis.name
+        faults = [self.current[f.name].describe() for f in self.families if f.active() and f.name in self.current]
+        return "; ".join(faults) or "none"

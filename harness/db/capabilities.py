@@ -30,9 +30,11 @@ class Pause(Protocol):
 
 @runtime_checkable
 class Primary(Protocol):
-    """Which node leads."""
+    """Which node leads, and each node's role (None: it does not serve)."""
 
     def leader(self, nodes: list[Node]) -> Node | None: ...
+
+    def mode(self, node: Node) -> str | None: ...
 
 
 @runtime_checkable

@@ -1,5 +1,6 @@
-"""Every fault the nemeses inject takes effect and heals, on a real zkchaos ensemble in a local
-namespace cluster (its own prefix and subnet, so it never meets a developer's cluster)."""
+"""Every fault the process and partition families inject takes effect and heals, on a real
+ensemble of each DB (zkchaos, Apache ZooKeeper) in a local namespace cluster with its own prefix
+and subnet, so it never meets a developer's cluster."""
 
 from __future__ import annotations
 
@@ -8,31 +9,33 @@ import time
 from typing import Iterator
 
 import pytest
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 
 from harness.cluster import LocalCluster
-from harness.db import Node, ZkChaosDB
-from harness.localproc import four_letter
+from harness.db import Node, ServerDB, make_db
 from harness.remote import connect_all
+from harness.servers import four_letter
 from harness.workspace import Workspace
-from nemesis.base import NemesisContext
-from nemesis.partition import PartitionNemesis, drops_between
-from nemesis.process import KillNemesis, PauseNemesis
-from tests.conftest import require_netns
+from nemesis.base import Fault, NemesisContext
+from nemesis.partition import PartitionFamily, drops_between, grudge_for
+from nemesis.process import KillFamily, PauseFamily
+from tests.conftest import require_apache_zookeeper, require_netns
 
 pytestmark = pytest.mark.integration
 
 PREFIX, SUBNET = "zkn", "10.66.79.0/24"
 
 
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], ZkChaosDB]]:
+@pytest.fixture(scope="module", params=["zkchaos", "zookeeper"])
+def ensemble(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], ServerDB]]:
     require_netns()
+    if request.param == "zookeeper":
+        require_apache_zookeeper()
     cluster = LocalCluster(tmp_path_factory.mktemp("nemesis-cluster"), prefix=PREFIX, subnet=SUBNET)
     specs = cluster.up(3)
     remotes = connect_all(specs)
     nodes = [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
-    db = ZkChaosDB(tick_time=200)
+    db = make_db(request.param, tick_time=200)
     workspace = Workspace()
     try:
         for n in nodes:
@@ -71,26 +74,75 @@ def _wait(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_partition_takes_effect_and_heals(ensemble):
+def _all_serve(db: ServerDB, nodes: list[Node]) -> bool:
+    return _wait(lambda: all(db.mode(n) is not None for n in nodes) and db.leader(nodes) is not None, 60)
+
+
+def _partition(shape: str, nodes: list[Node], victims: list[Node]) -> Fault:
+    names = [n.name for n in nodes]
+    grudge = grudge_for(shape, names, [v.name for v in victims], random.Random(1))
+    return Fault("start-partition", tuple(v.name for v in victims),
+                 {"shape": shape, "grudge": {k: sorted(v) for k, v in grudge.items() if v}})
+
+
+def test_isolating_the_leader_takes_effect_and_heals(ensemble):
     nodes, db = ensemble
-    nemesis = PartitionNemesis(variants=("isolate-leader",))
-    ctx = _ctx(ensemble)
+    family, ctx = PartitionFamily(), _ctx(ensemble)
     leader = db.leader(nodes)
-    desc = nemesis.start(ctx)
+    others = [n for n in nodes if n is not leader]
+    family.inject(ctx, _partition("isolate", nodes, [leader]))
     try:
-        assert desc["variant"] == "isolate-leader"
-        others = [n for n in nodes if n is not leader]
         assert drops_between(leader, others[0]) and drops_between(others[0], leader)
-        assert not _reachable(others[0], leader)
-        assert _reachable(others[0], others[1])
+        assert not _reachable(others[0], leader) and _reachable(others[0], others[1])
         # The majority elects a new leader; the isolated one stops serving.
         assert _wait(lambda: db.leader(others) is not None and db.mode(leader) is None)
     finally:
-        healed = nemesis.heal(ctx)
-    assert sum(healed["removed_rules"].values()) == 4
-    assert not drops_between(leader, others[0])
-    assert _reachable(others[0], leader)
-    assert _wait(lambda: all(db.mode(n) is not None for n in nodes))
+        healed = family.heal(ctx)
+    assert healed["removed_rules"] == 4 and not family.active()
+    assert not drops_between(leader, others[0]) and _reachable(others[0], leader)
+    assert _all_serve(db, nodes)
+
+
+def test_a_muted_leader_is_heard_by_nobody_and_replaced(ensemble):
+    nodes, db = ensemble
+    family, ctx = PartitionFamily(), _ctx(ensemble)
+    leader = db.leader(nodes)
+    others = [n for n in nodes if n is not leader]
+    family.inject(ctx, _partition("mute", nodes, [leader]))
+    try:
+        assert all(drops_between(o, leader) for o in others)
+        assert not any(drops_between(leader, o) for o in others)  # one way only
+        assert _wait(lambda: db.leader(others) is not None, 60)
+    finally:
+        family.heal(ctx)
+    assert _all_serve(db, nodes)
+
+
+def test_cutting_off_one_servers_clients_expires_their_sessions(ensemble):
+    nodes, db = ensemble
+    family, ctx = PartitionFamily(), _ctx(ensemble)
+    victim, witness = nodes[0], nodes[1]
+    zk = KazooClient(hosts=f"{victim.address}:2181", timeout=2.0)
+    watcher = KazooClient(hosts=f"{witness.address}:2181", timeout=10)
+    states: list[str] = []
+    zk.add_listener(states.append)
+    zk.start(timeout=20)
+    watcher.start(timeout=20)
+    try:
+        path = zk.create("/clients-cut", b"", ephemeral=True, sequence=True)
+        family.inject(ctx, Fault("start-partition", (victim.name,), {"shape": "clients", "spec": "one"}))
+        try:
+            # The servers are fine and still talk; only this machine's clients are cut off from
+            # the victim, so its session expires and its ephemeral goes, seen through the witness.
+            assert _wait(lambda: watcher.exists(path) is None, 30)
+            assert db.leader(nodes[1:]) is not None and _reachable(witness, victim)
+        finally:
+            family.heal(ctx)
+        assert _wait(lambda: KazooState.LOST in states, 30)
+    finally:
+        for c in (zk, watcher):
+            c.stop()
+            c.close()
 
 
 def test_teardown_sweeps_rules_left_behind(ensemble):
@@ -98,42 +150,64 @@ def test_teardown_sweeps_rules_left_behind(ensemble):
     stray = f"INPUT -s {nodes[1].address} -j DROP -m comment --comment zkchaos-partition"
     nodes[0].remote.run(f"iptables -w -A {stray}", timeout=20)
     assert drops_between(nodes[0], nodes[1])
-    PartitionNemesis().teardown(_ctx(ensemble))
+    PartitionFamily().teardown(_ctx(ensemble))
     assert not drops_between(nodes[0], nodes[1])
 
 
-def test_kill_takes_effect_and_heals(ensemble):
+def test_killing_the_leader_takes_effect_and_heals(ensemble):
     nodes, db = ensemble
-    nemesis = KillNemesis(variants=("leader",))
-    ctx = _ctx(ensemble)
+    family, ctx = KillFamily(), _ctx(ensemble)
     leader = db.leader(nodes)
-    desc = nemesis.start(ctx)
-    assert desc["nodes"] == [leader.name]
+    family.inject(ctx, Fault("kill", (leader.name,), {"spec": "leader"}))
     assert not db.is_running(leader)
-    try:
+    with pytest.raises(OSError):
         four_letter(leader.address, 2181, "ruok", timeout=1.0)
-        answered = True
-    except OSError:
-        answered = False
-    assert not answered
-    nemesis.heal(ctx)
-    assert db.is_running(leader)
-    assert _wait(lambda: all(db.mode(n) is not None for n in nodes))
+    family.heal(ctx)
+    assert db.is_running(leader) and _all_serve(db, nodes)
 
 
-def test_pause_takes_effect_and_heals(ensemble):
+def test_killing_every_node_loses_no_acknowledged_write(ensemble):
     nodes, db = ensemble
-    nemesis = PauseNemesis(variants=("one",))
-    ctx = _ctx(ensemble, seed=5)
-    desc = nemesis.start(ctx)
-    victim = next(n for n in nodes if n.name == desc["nodes"][0])
+    family, ctx = KillFamily(), _ctx(ensemble)
+    zk = KazooClient(hosts=",".join(f"{n.address}:2181" for n in nodes), timeout=10)
+    zk.start(timeout=30)
     try:
-        state = victim.remote.run(f"ps -o stat= -p $(cat {victim.dir}/server.pid)", timeout=20).stdout.strip()
-        assert state.startswith("T"), f"process state {state!r} is not stopped"
-        assert db.mode(victim) is None  # a stopped process answers nothing
+        zk.ensure_path("/durable")
+        written = [zk.create("/durable/w-", str(i).encode(), sequence=True) for i in range(50)]
+        family.inject(ctx, Fault("kill", tuple(n.name for n in nodes), {"spec": "all"}))
+        assert not any(db.is_running(n) for n in nodes)
+        family.heal(ctx)
+        assert _all_serve(db, nodes)
+        assert sorted(zk.retry(zk.get_children, "/durable")) == sorted(p.rsplit("/", 1)[1] for p in written)
     finally:
-        nemesis.heal(ctx)
-    assert _wait(lambda: db.mode(victim) is not None)
+        zk.stop()
+        zk.close()
+
+
+def test_a_rolling_restart_keeps_the_ensemble_serving(ensemble):
+    nodes, db = ensemble
+    family, ctx = KillFamily(), _ctx(ensemble)
+    pids = {n.name: n.remote.run(f"cat {n.dir}/server.pid", sudo=False).stdout.strip() for n in nodes}
+    family.inject(ctx, Fault("rolling-restart", tuple(n.name for n in nodes)))
+    assert family.active()  # until healed, the restart's window stays open
+    family.heal(ctx)
+    assert _all_serve(db, nodes)
+    after = {n.name: n.remote.run(f"cat {n.dir}/server.pid", sudo=False).stdout.strip() for n in nodes}
+    assert all(after[name] != pids[name] for name in pids), "every server was restarted"
+
+
+def test_pausing_every_node_takes_effect_and_heals(ensemble):
+    nodes, db = ensemble
+    family, ctx = PauseFamily(), _ctx(ensemble, seed=5)
+    family.inject(ctx, Fault("pause", tuple(n.name for n in nodes), {"spec": "all"}))
+    try:
+        for victim in nodes:
+            state = victim.remote.run(f"ps -o stat= -p $(cat {victim.dir}/server.pid)", timeout=20).stdout.strip()
+            assert state.startswith("T"), f"process state {state!r} is not stopped"
+        assert all(db.mode(n) is None for n in nodes)  # a stopped process answers nothing
+    finally:
+        family.heal(ctx)
+    assert _all_serve(db, nodes)
 
 
 def test_writes_survive_a_round_of_every_fault(ensemble):
@@ -142,13 +216,14 @@ def test_writes_survive_a_round_of_every_fault(ensemble):
     zk.start(timeout=30)
     try:
         zk.ensure_path("/nemesis")
-        for nemesis in (PartitionNemesis(), KillNemesis(), PauseNemesis()):
+        for family in (PartitionFamily(), KillFamily(), PauseFamily()):
             ctx = _ctx(ensemble, seed=11)
-            nemesis.start(ctx)
-            nemesis.heal(ctx)
-            assert _wait(lambda: all(db.mode(n) is not None for n in nodes))
-            zk.retry(zk.create, f"/nemesis/{nemesis.name}", b"ok")
+            family.inject(ctx, family.choose(ctx))
+            family.heal(ctx)
+            assert _all_serve(db, nodes)
+            zk.retry(zk.create, f"/nemesis/{family.name}", b"ok")
         assert sorted(zk.get_children("/nemesis")) == ["kill", "partition", "pause"]
+        zk.retry(zk.delete, "/nemesis", recursive=True)
     finally:
         zk.stop()
         zk.close()

@@ -24,6 +24,7 @@ from harness.cluster import netns as nsutil
 from harness.cluster.hostfs import NodeQuirks
 from harness.remote import SSHRemote, connect_all
 from harness.servers import DEBIAN_ZK_JARS
+from harness.workspace import cluster_id
 from tests.conftest import require_apache_zookeeper, require_netns
 
 pytestmark = pytest.mark.integration
@@ -109,6 +110,8 @@ def plant_leftovers(hosts: LocalCluster, remote: SSHRemote, i: int) -> str:
     (tmp / "zkchaos-0.1.0-py3-none-any.whl").write_bytes(b"not yours")
     (tmp / "zkchaos-run.rootowned0").mkdir(mode=0o700)
     stale = remote.run("mktemp -d /tmp/zkchaos-run.XXXXXXXXXX", sudo=False).stdout.strip()
+    mark = cluster_id([hosts.address(n) for n in (1, 2, 3)])  # an earlier run on these very hosts
+    remote.run(f"echo {mark} > {stale}/cluster-id", sudo=False)
     remote.run(f"cat > {stale}/server.py <<'EOF'\nimport socket, time\ns = socket.socket()\n"
                f"s.bind(('{hosts.address(i)}', 2181))\ns.listen()\ntime.sleep(600)\nEOF", sudo=False)
     inner = f"echo $$ > {stale}/server.pid; exec python3 {stale}/server.py {stale}/zoo.cfg"

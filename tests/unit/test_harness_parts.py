@@ -7,71 +7,10 @@ import random
 
 import pytest
 
-from harness.db import Node
 from harness.checkers.history import pair_ops
 from harness.history import HistoryRecorder, read_history
-from nemesis.base import NemesisContext
-from nemesis.partition import grudge_for
 from harness.workload import Completion
 from workloads.register import RegisterGenerator
-
-
-class FakeDB:
-    def __init__(self, leader: str | None) -> None:
-        self.leader_name = leader
-
-    def leader(self, nodes):
-        return next((n for n in nodes if n.name == self.leader_name), None)
-
-
-def ctx(n: int, leader: str | None = "n1", seed: int = 1) -> NemesisContext:
-    nodes = [Node(f"n{i}", f"10.0.0.{i}", remote=None, id=i) for i in range(1, n + 1)]
-    return NemesisContext(nodes, FakeDB(leader), random.Random(seed))
-
-
-def symmetric(grudge: dict[str, set[str]]) -> bool:
-    return all(a in grudge.get(b, set()) for a, enemies in grudge.items() for b in enemies)
-
-
-def reachable_from(grudge: dict[str, set[str]], names: list[str], node: str) -> set[str]:
-    return {other for other in names if other not in grudge.get(node, set())}
-
-
-@pytest.mark.parametrize("n", [3, 5, 7])
-def test_halves_split_into_two_sides_that_cannot_talk(n):
-    c = ctx(n)
-    grudge = grudge_for("halves", c)
-    assert symmetric(grudge)
-    names = [x.name for x in c.nodes]
-    sides = {frozenset(reachable_from(grudge, names, x)) for x in names}
-    assert len(sides) == 2 and sum(len(s) for s in sides) == n
-
-
-def test_isolate_leader_cuts_exactly_the_leader():
-    grudge = grudge_for("isolate-leader", ctx(5, leader="n3"))
-    assert grudge["n3"] == {"n1", "n2", "n4", "n5"}
-    assert all(grudge[x] == {"n3"} for x in ("n1", "n2", "n4", "n5"))
-
-
-@pytest.mark.parametrize("n", [5, 7, 9])
-def test_majorities_ring_gives_everyone_a_different_majority(n):
-    c = ctx(n)
-    grudge = grudge_for("majorities-ring", c)
-    names = [x.name for x in c.nodes]
-    views = [frozenset(reachable_from(grudge, names, x)) for x in names]
-    assert all(len(v) > n // 2 for v in views), "each node sees a majority"
-    assert all(len(v) < n for v in views), "nobody sees everyone"
-    assert len(set(views)) == n, "no two nodes see the same majority"
-    assert symmetric(grudge)
-
-
-def test_bridge_node_hears_everyone_and_halves_do_not_hear_each_other():
-    c = ctx(5)
-    grudge = grudge_for("bridge", c)
-    bridges = [x for x, enemies in grudge.items() if not enemies]
-    assert len(bridges) == 1
-    others = [x for x in grudge if x not in bridges]
-    assert all(grudge[x] for x in others) and symmetric(grudge)
 
 
 def test_history_records_and_reads_back(tmp_path):
