@@ -69,6 +69,9 @@ class ServerDB:
     def command(self, node: Node) -> str:
         raise NotImplementedError
 
+    def set_env(self, node: Node, env: dict[str, str]) -> None:
+        self.env[node.name] = {**self.env.get(node.name, {}), **env}
+
     def needs(self, node: Node) -> Needs:
         """What the server needs of a host (checked before anything is touched)."""
         return Needs()

@@ -4,6 +4,7 @@ a run whose DB lacks one is refused before any node is touched."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -47,3 +48,26 @@ class LogFiles(Protocol):
 def missing(db: object, required: tuple[type, ...]) -> list[str]:
     """The names of the capabilities in `required` that `db` lacks."""
     return [cap.__name__ for cap in required if not isinstance(db, cap)]
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """Extra environment for a node's server, from its next start on (libfaketime for clocks)."""
+
+    def set_env(self, node: Node, env: dict[str, str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where a server keeps its state on a node, in its own format (globs relative to the node)."""
+
+    data_dir: str  # everything the server persists lives under it
+    logs: str  # glob of the transaction log files, named <prefix>.<first zxid in hex>
+    snapshots: str  # glob of the snapshot files, named <prefix>.<zxid in hex>
+
+
+@runtime_checkable
+class DataFiles(Protocol):
+    """Where the server's durable state is, for disk faults."""
+
+    def data_layout(self, node: Node) -> DataLayout: ...

@@ -21,6 +21,7 @@ from ..preflight import Needs
 from ..remote import RemoteError
 from ..servers import shell_line, zkchaos_argv
 from .base import Node, ServerDB, SetupError
+from .capabilities import DataLayout
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ class ZkChaosDB(ServerDB):
             )
         except RemoteError as e:
             raise SetupError(f"{node.name}: installing zkchaos into {venv} failed: {e.stderr.strip()[-300:] or e}") from e
+
+    def data_layout(self, node: Node) -> DataLayout:
+        # Log segments `log.<first zxid, 16 hex digits>` and `snapshot.<zxid>`: zero-padded,
+        # so name order is zxid order.
+        state = f"{node.dir}/data/zkchaos-v1"
+        return DataLayout(f"{node.dir}/data", f"{state}/log.*", f"{state}/snapshot.*")
 
     def command(self, node: Node) -> str:
         cfg = f"{node.dir}/zoo.cfg"

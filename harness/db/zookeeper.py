@@ -20,6 +20,7 @@ from ..preflight import Needs
 from ..remote import RemoteError
 from ..servers import DEBIAN_ZK_JAR, DEBIAN_ZK_JARS, LOG_CONFIGS, shell_line, zookeeper_argv
 from .base import Node, ServerDB, SetupError
+from .capabilities import DataLayout
 
 BUNDLE = "zookeeper-lib.tar"
 APT_INSTALL = ("apt-get update -q && DEBIAN_FRONTEND=noninteractive "
@@ -88,6 +89,12 @@ class ZooKeeperDB(ServerDB):
                 f"({(e.stderr.strip().splitlines() or [str(e)])[-1][:200]}): install Debian's `zookeeper` "
                 "package on the host, or pass --zookeeper-path with a ZooKeeper lib directory or release tarball"
             ) from e
+
+    def data_layout(self, node: Node) -> DataLayout:
+        # ZooKeeper's own layout: version-2/log.<zxid hex> and snapshot.<zxid hex>, not zero
+        # padded, so callers order them by the hex number, not the name.
+        state = f"{node.dir}/data/version-2"
+        return DataLayout(f"{node.dir}/data", f"{state}/log.*", f"{state}/snapshot.*")
 
     def zoo_settings(self, node: Node) -> dict[str, str]:
         return {"admin.enableServer": "false", **super().zoo_settings(node)}
