@@ -12,10 +12,11 @@ from harness.db.capabilities import missing
 
 from . import targets
 from .base import Family
+from .packet import PacketFamily
 from .partition import PartitionFamily
 from .process import KillFamily, PauseFamily
 
-FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (PartitionFamily, KillFamily, PauseFamily)}
+FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (PartitionFamily, KillFamily, PauseFamily, PacketFamily)}
 
 
 class NemesisError(ValueError):

@@ -16,7 +16,6 @@ rule a crashed run left behind.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from harness.db.capabilities import Primary
@@ -24,21 +23,14 @@ from harness.preflight import Needs
 from harness.servers import CLIENT_PORT
 
 from .base import Family, Fault, NemesisContext
+from .iptables import Rules
 
 if TYPE_CHECKING:
     from harness.db import Node
 
-log = logging.getLogger(__name__)
-
 COMMENT = "zkchaos-partition"
 TARGETED = ("isolate", "mute", "deaf", "clients")
 SHAPED = ("halves", "majorities-ring", "bridge")
-
-
-def rule(src: str, port: int | None = None) -> str:
-    """An INPUT rule dropping what `src` sends (to `port` only, when given)."""
-    match = f"-s {src} -p tcp --dport {port}" if port else f"-s {src}"
-    return f"INPUT {match} -j DROP -m comment --comment {COMMENT}"
 
 
 def grudge_for(shape: str, names: list[str], victims: list[str], rng) -> dict[str, set[str]]:
@@ -80,7 +72,11 @@ class PartitionFamily(Family):
 
     def __init__(self) -> None:
         super().__init__()
-        self.added: list[tuple[str, str]] = []  # (node name, rule) in the order added
+        self.rules = Rules(COMMENT)
+
+    def setup(self, ctx: NemesisContext) -> None:
+        for node in ctx.nodes:  # what a crashed run may have left
+            self.rules.sweep(node)
 
     def choose(self, ctx: NemesisContext) -> Fault:
         shape = ctx.rng.choice(TARGETED + SHAPED if self.specs else SHAPED)
@@ -97,55 +93,30 @@ class PartitionFamily(Family):
 
     def inject(self, ctx: NemesisContext, fault: Fault) -> Any:
         if fault.params["shape"] == "clients":
-            rules = [(name, rule(_controller_address(ctx.node(name)), CLIENT_PORT)) for name in fault.targets]
+            rules = [(name, self.rules.spec(f"-s {controller_address(ctx.node(name))} -p tcp --dport {CLIENT_PORT}"))
+                     for name in fault.targets]
         else:
-            rules = [(name, rule(ctx.node(enemy).address))
+            rules = [(name, self.rules.spec(f"-s {ctx.node(enemy).address}"))
                      for name, enemies in fault.params["grudge"].items() for enemy in enemies]
         for name, r in rules:
-            self.added.append((name, r))  # listed first: a rule half-added is still removed
-            ctx.node(name).remote.run(f"iptables -w -A {r}", timeout=30)
+            self.rules.add(ctx.node(name), r)
         return {"rules": len(rules)}
 
     def active(self) -> bool:
-        return bool(self.added)
+        return bool(self.rules.added)
 
     def heal(self, ctx: NemesisContext) -> Any:
-        """Delete each rule we added; a node we cannot reach keeps its entries, so the next
-        heal (or teardown) tries again, and the failure is raised after the others are done."""
-        left, removed = [], 0
-        for name, r in self.added:
-            try:
-                ctx.node(name).remote.run(f"iptables -w -D {r}", timeout=30, check=False)
-                removed += 1
-            except Exception as e:  # noqa: BLE001 - go on with the other nodes
-                log.warning("could not remove a partition rule on %s: %s", name, e)
-                left.append((name, r))
-        self.added = left
-        if left:
-            raise RuntimeError(f"partition rules still in place on {', '.join(sorted({n for n, _ in left}))}")
-        return {"removed_rules": removed}
+        return {"removed_rules": self.rules.remove(ctx.node)}
 
     def teardown(self, ctx: NemesisContext) -> None:
         try:
             self.heal(ctx)
         finally:
             for node in ctx.nodes:
-                sweep_rules(node, COMMENT)
+                self.rules.sweep(node)
 
 
-def sweep_rules(node: Node, comment: str, chains: tuple[str, ...] = ("INPUT", "OUTPUT")) -> None:
-    """Delete every rule carrying `comment` (ours, or what a crashed run left)."""
-    try:
-        for chain in chains:
-            rules = node.remote.run(f"iptables -w -S {chain} | grep -- '{comment}' || true", timeout=30).stdout
-            for line in rules.splitlines():
-                if line.startswith("-A "):
-                    node.remote.run(f"iptables -w -D {line[3:]}", timeout=30, check=False)
-    except Exception as e:  # noqa: BLE001 - teardown must go on to the next node
-        log.warning("could not sweep %s rules on %s: %s", comment, node.name, e)
-
-
-def _controller_address(node: Node) -> str:
+def controller_address(node: Node) -> str:
     """Where the harness's clients come from, as the node sees it: our SSH peer address."""
     peer = node.remote.run('echo "${SSH_CLIENT%% *}"', timeout=20, sudo=False).stdout.strip()
     if not peer:
