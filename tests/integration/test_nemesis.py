@@ -1,4 +1,4 @@
-"""Every fault the process and partition families inject takes effect and heals, on a real
+"""Every fault the process, partition and packet families inject takes effect and heals, on a real
 ensemble of each DB (zkchaos, Apache ZooKeeper) in a local namespace cluster with its own prefix
 and subnet, so it never meets a developer's cluster."""
 
@@ -17,6 +17,8 @@ from harness.remote import connect_all
 from harness.servers import four_letter
 from harness.workspace import Workspace
 from nemesis.base import Fault, NemesisContext
+from nemesis.iptables import dropped
+from nemesis.packet import PacketFamily
 from nemesis.partition import PartitionFamily, drops_between, grudge_for
 from nemesis.process import KillFamily, PauseFamily
 from tests.conftest import require_apache_zookeeper, require_netns
@@ -227,3 +229,58 @@ def test_writes_survive_a_round_of_every_fault(ensemble):
     finally:
         zk.stop()
         zk.close()
+
+
+def _traffic(nodes: list[Node], seconds: float = 2.0) -> None:
+    """Client requests to every node for a while (retried through the faults)."""
+    for node in nodes:
+        zk = KazooClient(hosts=f"{node.address}:2181", timeout=10)
+        try:
+            zk.start(timeout=20)
+            deadline = time.monotonic() + seconds / len(nodes)
+            while time.monotonic() < deadline:
+                try:
+                    zk.exists("/")
+                except Exception:  # noqa: BLE001 - losses make some requests time out
+                    pass
+        finally:
+            zk.stop()
+            zk.close()
+
+
+def test_packet_loss_and_rate_limits_drop_packets_and_heal(ensemble):
+    nodes, db = ensemble
+    family, ctx = PacketFamily(), _ctx(ensemble)
+    family.setup(ctx)
+    assert family.netem == {}  # this kernel has no netem: delay and reorder are not offered
+    victim = nodes[0]
+    for fault in (Fault("drop-packets", (victim.name,), {"spec": "one", "probability": 0.3}),
+                  Fault("limit-rate", (victim.name,), {"spec": "one", "per_second": 5})):
+        family.inject(ctx, fault)
+        try:
+            _traffic([victim])
+            assert dropped(victim, "zkchaos-packet") > 0, f"{fault.f} dropped nothing"
+        finally:
+            family.heal(ctx)
+        assert "zkchaos-packet" not in victim.remote.run("iptables -w -S INPUT").stdout
+    assert _all_serve(db, nodes)
+
+
+def test_flaky_links_come_and_go_until_healed(ensemble):
+    nodes, db = ensemble
+    family, ctx = PacketFamily(), _ctx(ensemble)
+    a, b = nodes[0], nodes[1]
+    family.inject(ctx, Fault("flaky-links", (a.name, b.name),
+                             {"pairs": [[a.name, b.name]], "bursts": {"on_ms": [200, 300], "off_ms": [200, 300]}}))
+    seen = set()
+    try:
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen.add("zkchaos-packet" in a.remote.run("iptables -w -S INPUT").stdout)
+            time.sleep(0.05)
+    finally:
+        family.heal(ctx)
+    assert seen == {True, False}, "the link never flapped"
+    assert not family.active()
+    assert all("zkchaos-packet" not in n.remote.run("iptables -w -S INPUT").stdout for n in (a, b))
+    assert _all_serve(db, nodes)

@@ -194,3 +194,28 @@ def test_a_failed_heal_leaves_the_fault_in_effect_and_reported() -> None:
     assert history.records[-1]["error"] == "RuntimeError: node unreachable"
     left = schedule.teardown()
     assert left == ["a: start-a n1 spec=one"] or left[0].startswith("a: start-a ")
+
+
+def test_packet_faults_use_the_options_and_never_touch_ssh() -> None:
+    from nemesis.packet import PacketFamily
+
+    c = ctx(5, seed=2)
+    c.options = {"packet_loss": 0.35, "packet_rate": 7}
+    family = PacketFamily()
+    seen = set()
+    for _ in range(80):
+        fault = family.choose(c)
+        seen.add(fault.f)
+        assert fault.f in ("drop-packets", "flaky-links", "limit-rate")  # no netem found: no delay
+        if fault.f == "drop-packets":
+            assert fault.params["probability"] == 0.35
+        if fault.f == "limit-rate":
+            assert fault.params["per_second"] == 7
+        if "pairs" in fault.params:
+            a, b = fault.params["pairs"][0]
+            assert a != b and set(fault.targets) == {a, b}
+        for node, rule in family._rules(c, fault):
+            assert "! --dport 22" in rule and rule.endswith("--comment zkchaos-packet")
+    assert seen == {"drop-packets", "flaky-links", "limit-rate"}
+    family.netem = {n.name: "eth0" for n in c.nodes}
+    assert {family.choose(c).f for _ in range(80)} >= {"delay-packets", "reorder-packets"}
