@@ -10,9 +10,11 @@ clocks: real-time precedence only needs the order in which the harness saw event
 
 from __future__ import annotations
 
+import gc
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 INF = math.inf
 NEMESIS = "nemesis"
@@ -43,8 +45,24 @@ class Op:
         return self.type == "ok"
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Reading and checking a history build millions of small objects and no reference cycles;
+    the cyclic collector would scan them all again and again as they pile up (a third of the
+    time). Refcounting still frees everything; the collector resumes afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def normalise_key(key: Any) -> Any:
     """JSON object keys arrive as strings ("3"); values use ints (3). Make both the same."""
+    if type(key) is int:
+        return key
     if isinstance(key, bool):
         return key
     if isinstance(key, float) and key.is_integer():
@@ -58,6 +76,8 @@ def normalise_key(key: Any) -> Any:
 
 def hashable(value: Any) -> Any:
     """Values are compared and used as dict keys; JSON lists become tuples."""
+    if value is None or type(value) is int or type(value) is str:
+        return value
     if isinstance(value, list):
         return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
@@ -65,20 +85,59 @@ def hashable(value: Any) -> Any:
     return value
 
 
-def _position(record: Mapping, fallback: int) -> int:
-    index = record.get("index")
-    return index if isinstance(index, int) else fallback
+class PairedHistory(list):
+    """A history (a list of records) that pairs its ops once, however many checkers ask: pairing
+    is a pass over every record, and the workload's checker, the statistics and the report each
+    need the ops. The records must not change once paired."""
+
+    __slots__ = ("_ops",)
+
+    def __init__(self, records: Iterable[Mapping] = ()) -> None:
+        super().__init__(records)
+        self._ops: list[Op] | None = None
+
+    def ops(self) -> list[Op]:
+        if self._ops is None:
+            with paused_gc():
+                self._ops = _pair(self)
+        return self._ops
 
 
 def pair_ops(history: Iterable[Mapping]) -> list[Op]:
-    """Pair invocations with completions. Raises HistoryError on records that break the rules."""
-    records = [dict(r) for r in history]
-    for pos, record in enumerate(records):
-        record["index"] = _position(record, pos)
-    records.sort(key=lambda r: r["index"])  # stable: the file order breaks ties
+    """Pair invocations with completions. Raises HistoryError on records that break the rules.
+    The ops are shared when the history is a PairedHistory: do not change them."""
+    if isinstance(history, PairedHistory):
+        return history.ops()
+    with paused_gc():
+        return _pair(history)
+
+
+def _in_order(history: Iterable[Mapping]) -> list[Mapping]:
+    """The records by index. Records without an integer index get their position; those are
+    copied, like all records when the file order is not the index order (which is rare): the
+    caller's records are never changed."""
+    records = history if isinstance(history, list) else list(history)
+    last = -INF
+    for record in records:
+        index = record.get("index")
+        if not isinstance(index, int) or index < last:
+            break
+        last = index
+    else:
+        return records
+    copies = [dict(r) for r in records]
+    for pos, record in enumerate(copies):
+        index = record.get("index")
+        record["index"] = index if isinstance(index, int) else pos
+    copies.sort(key=lambda r: r["index"])  # stable: the file order breaks ties
+    return copies
+
+
+def _pair(history: Iterable[Mapping]) -> list[Op]:
     ops: list[Op] = []
     open_ops: dict[Any, Op] = {}
-    for record in records:
+    new_op, pop_open = Op, open_ops.pop  # locals: this loop runs once per record
+    for record in _in_order(history):
         process = record.get("process")
         if process == NEMESIS:
             continue
@@ -89,28 +148,28 @@ def pair_ops(history: Iterable[Mapping]) -> list[Op]:
                     f"process {process!r} invoked record {record['index']} while op "
                     f"{open_ops[process].call} was still open"
                 )
-            op = Op(
-                id=len(ops), process=process, session=record.get("session"), f=record.get("f"),
-                type="info", call=record["index"], ret=INF, value=record.get("value"),
-                zxid=None, invoke=record,
-            )
+            op = new_op(len(ops), process, record.get("session"), record.get("f"), "info", record["index"], INF,
+                        record.get("value"), None, record)
             ops.append(op)
             open_ops[process] = op
-        elif kind in ("ok", "fail", "info"):
-            op = open_ops.pop(process, None)
+        elif kind == "ok" or kind == "fail" or kind == "info":
+            op = pop_open(process, None)
             if op is None:
                 raise HistoryError(f"record {record['index']} completes nothing: process {process!r} had no open op")
             if record.get("f") != op.f:
                 raise HistoryError(f"record {record['index']} completes {record.get('f')!r} but {op.f!r} was open")
             op.complete = record
             op.type = kind
-            # An info op may take effect until the end of the history: its return is open-ended.
-            op.ret = INF if kind == "info" else record["index"]
-            if kind == "ok" and record.get("value") is not None:
-                op.value = record["value"]
-            op.zxid = record.get("zxid") if kind == "ok" else None
-            if record.get("session") is not None:
-                op.session = record["session"]
+            if kind != "info":  # an info op may take effect until the end of the history: ret stays INF
+                op.ret = record["index"]
+            if kind == "ok":
+                value = record.get("value")
+                if value is not None:
+                    op.value = value
+                op.zxid = record.get("zxid")
+            session = record.get("session")
+            if session is not None:
+                op.session = session
         else:
             raise HistoryError(f"record {record['index']} has unknown type {kind!r}")
     for op in ops:
