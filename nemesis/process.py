@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from harness.db import Node
 
 log = logging.getLogger(__name__)
-RESTART_WAIT_S = 30.0  # a rolling restart waits this long at most for each node to serve again
+RESTART_WAIT_S = 10.0  # a rolling restart waits this long at most for each node to serve again
 
 
 class ProcessFamily(Family):

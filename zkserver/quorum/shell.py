@@ -37,6 +37,10 @@ from .peer import QuorumPeer
 log = logging.getLogger(__name__)
 
 LEADER_DIAL_PAUSE = 0.1  # seconds between dials to the leader (ZooKeeper's default)
+# An election dial gives up after this long (ZooKeeper's cnxTimeout): a peer behind a firewall
+# that drops packets would otherwise hold the dial for the kernel's whole SYN retry schedule
+# (minutes), and a healed peer would be heard from only at the next retransmission.
+ELECTION_CONNECT_TIMEOUT = 5.0
 
 MAX_PEER_FRAME = 1 << 30
 ELECTION_TICK_SECONDS = 0.005
@@ -221,9 +225,9 @@ class EnsembleServer:
         try:
             while self.running:
                 try:
-                    _, proto = await self.loop.create_connection(
+                    _, proto = await asyncio.wait_for(self.loop.create_connection(
                         lambda: FramedProtocol(lambda p, f: None, self._election_lost), peer.host, peer.election_port
-                    )
+                    ), ELECTION_CONNECT_TIMEOUT)
                     proto.peer_sid = sid
                     proto.send(SID.pack(self.my_id))
                     self.election_out[sid] = proto
@@ -233,7 +237,7 @@ class EnsembleServer:
                         for to, n in self.peer.election.take_outbox():
                             self.send_election(to, n)
                     return
-                except OSError:
+                except (OSError, asyncio.TimeoutError):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
         finally:
