@@ -26,7 +26,7 @@ class AnalysisError(ValueError):
 
 
 def checker_for(options: Mapping[str, Any]) -> Checker:
-    """The workload's checker and the statistics, over one history."""
+    """The workload's checker, the session guarantees and the statistics, over one history."""
     import nemesis
     import workloads
 
@@ -35,7 +35,7 @@ def checker_for(options: Mapping[str, Any]) -> Checker:
         workload = workloads.get(name)
     except workloads.UnknownWorkload as e:
         raise AnalysisError(f"test.json: {e}") from None
-    return compose({workload.name: workload.checker(options),
+    return compose({workload.name: workload.checker(options), "sessions": SessionChecker(),
                     "stats": StatsChecker(nemesis.fault_fs(), nemesis.heal_fs())})
 
 

@@ -29,7 +29,8 @@ class HistoryRecorder:
         self.file = open(path, "w", buffering=1) if path is not None else None
 
     def _add(self, process: int | str, node: str | None, type_: str, f: str, value: Any, error: str | None,
-             zxid: int | None, session: str | None, final: bool = False) -> dict[str, Any]:
+             zxid: int | None, session: str | None, final: bool = False,
+             session_epoch: int | None = None) -> dict[str, Any]:
         with self.lock:
             rec = {
                 "index": len(self.records),
@@ -43,6 +44,8 @@ class HistoryRecorder:
                 "zxid": zxid,
                 "session": session,
             }
+            if session_epoch is not None:
+                rec["session_epoch"] = session_epoch
             if final:
                 rec["final"] = True  # an op of the final phase, after every fault was healed
             self.records.append(rec)
@@ -51,8 +54,8 @@ class HistoryRecorder:
             return rec
 
     def invoke(self, process: int | str, node: str | None, f: str, value: Any, session: str | None = None,
-               final: bool = False) -> dict[str, Any]:
-        return self._add(process, node, INVOKE, f, value, None, None, session, final)
+               final: bool = False, session_epoch: int | None = None) -> dict[str, Any]:
+        return self._add(process, node, INVOKE, f, value, None, None, session, final, session_epoch)
 
     def complete(
         self,
@@ -62,11 +65,14 @@ class HistoryRecorder:
         error: str | None = None,
         zxid: int | None = None,
         session: str | None = None,
+        node: str | None = None,
+        session_epoch: int | None = None,
     ) -> dict[str, Any]:
-        """The completion repeats the invocation's process, node, f and final mark."""
+        """The completion repeats the invocation's process, f and final mark; its node is the
+        server the op ended on when given (a session may fail over while the op runs)."""
         return self._add(
             invocation["process"],
-            invocation["node"],
+            node if node is not None else invocation["node"],
             type_,
             invocation["f"],
             invocation["value"] if value is None else value,
@@ -74,6 +80,7 @@ class HistoryRecorder:
             zxid,
             session if session is not None else invocation.get("session"),
             invocation.get("final", False),
+            session_epoch if session_epoch is not None else invocation.get("session_epoch"),
         )
 
     def close(self) -> None:

@@ -66,6 +66,7 @@ class TestOptions:
     consistency: str = "zookeeper"
     time_limit: float = 60.0
     concurrency: int = 10
+    client_failover: str = "yes"  # sessions move to another server when theirs goes away
     rate: float = 100.0
     nemesis_interval: tuple[float, float] = (5.0, 15.0)  # seconds between steps, drawn uniformly
     nemesis_targets: list[str] | None = None
@@ -317,10 +318,12 @@ class TestRun:
     def _run_op(self, client: Client, generator, process: int, node: Node, op: tuple[str, Any],
                 final: bool = False) -> str:
         f, value = op
-        inv = self.history.invoke(process, node.name, f, value, session=client.session(), final=final)
+        inv = self.history.invoke(process, client.server() or node.name, f, value, session=client.session(),
+                                  final=final, session_epoch=client.session_epoch())
         done = client.invoke(f, value)
         self.history.complete(inv, done.type, value=done.value, error=done.error, zxid=done.zxid,
-                              session=client.session())
+                              session=client.session(), node=client.server(),
+                              session_epoch=client.session_epoch())
         generator.update(process, f, value, done)
         return done.type
 
@@ -330,6 +333,7 @@ class TestRun:
         client = self._open_client(node, None)
         if client is None:
             return
+        self.ctx.clients.append(client)  # client-side faults act on live clients
         try:
             while limiter.wait(self.stop):
                 op = self.generator.next(process)
@@ -342,6 +346,7 @@ class TestRun:
                     # new process id keeps "at most one op open per process" true.
                     process += self.opts.concurrency
         finally:
+            self.ctx.clients.remove(client)
             client.close()
 
     def _final_phase(self) -> None:

@@ -79,6 +79,8 @@ def _targets(ctx, param, value: str | None) -> list[str] | None:
               help="Which model decides validity: ZooKeeper's (stale reads allowed) or linearizable.")
 @click.option("--time-limit", default=60.0, show_default=True, type=click.FloatRange(1, 86400), help="Seconds of workload.")
 @click.option("--concurrency", default=10, show_default=True, type=click.IntRange(1, 1000), help="Client workers.")
+@click.option("--client-failover", default="yes", show_default=True, type=click.Choice(["yes", "no"]),
+              help="yes: each client's session starts on its node and fails over to the others; no: pinned.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(0.1, 100000), help="Ops per second, all workers.")
 @click.option("--nemesis-interval", default="5,15", show_default=True, callback=_interval,
               help="Seconds between nemesis steps (a fault or a heal): SECONDS, or MIN,MAX drawn uniformly.")

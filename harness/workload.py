@@ -41,6 +41,12 @@ class Client(Protocol):
     def session(self) -> str | None:
         """The session id to record, "0x..." (None before there is one)."""
 
+    def session_epoch(self) -> int:
+        """How many sessions this client has had: it grows whenever a new session is created."""
+
+    def server(self) -> str | None:
+        """The name of the node the client is connected to now (None: not connected)."""
+
     def close(self) -> None: ...
 
 

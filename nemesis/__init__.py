@@ -15,8 +15,10 @@ from .base import Family
 from .packet import PacketFamily
 from .partition import PartitionFamily
 from .process import KillFamily, PauseFamily
+from .sessions import SessionMoveFamily
 
-FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (PartitionFamily, KillFamily, PauseFamily, PacketFamily)}
+FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (PartitionFamily, KillFamily, PauseFamily, PacketFamily,
+                                                            SessionMoveFamily)}
 
 
 class NemesisError(ValueError):

@@ -29,6 +29,7 @@ class NemesisContext:
     rng: random.Random = field(default_factory=random.Random)
     options: Mapping[str, Any] = field(default_factory=dict)
     target_specs: list[str] | None = None  # --nemesis-targets, when given
+    clients: list = field(default_factory=list)  # the workload's live clients (client-side faults)
 
     def leader(self) -> Node | None:
         return self.db.leader(self.nodes)
