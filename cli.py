@@ -12,7 +12,8 @@ class LazyGroup(click.Group):
     """Commands whose modules load only when used, so `zkchaos analyze` does not pay for the
     SSH and plotting libraries that `zkchaos test` needs."""
 
-    lazy = {"test": "harness.testcli:test_command", "analyze": "harness.analyzecli:analyze_command"}
+    lazy = {"test": "harness.testcli:test_command", "analyze": "harness.analyzecli:analyze_command",
+            "test-all": "harness.campaigncli:test_all_command"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

@@ -196,6 +196,7 @@ class TestRun:
             self._say(f"[red]harness failure while checking:[/] {escape(str(e))}")
             code = EXIT_HARNESS
         finally:
+            self._index(code)
             if handler is not None:
                 logging.getLogger().removeHandler(handler)
             if self.local_lock is not None:
@@ -203,6 +204,17 @@ class TestRun:
         if self.interrupted:
             raise KeyboardInterrupt
         return code
+
+    def _index(self, code: int) -> None:
+        """List this run, with its exit code, in store/index.json."""
+        if getattr(self, "run_dir", None) is None:
+            return
+        from .storeindex import record
+
+        try:
+            record(Path(self.opts.store), self.run_dir.path, exit_code=code)
+        except OSError as e:
+            log.warning("could not update the store index: %s", e)
 
     def options(self) -> dict[str, Any]:
         """The test's options as one flat mapping (what workloads and test.json see)."""

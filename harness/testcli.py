@@ -112,16 +112,7 @@ def _targets(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--name", default=None, help="Test name in the store (default: db-workload-nemeses).")
 def test_command(**kw) -> None:
     """Run a workload against an ensemble while faults are injected, then check the history."""
-    from .provision import parse_nodes
-
-    given = list(kw.pop("nodes"))
-    nodes_file = kw.pop("nodes_file")
-    kw["nodes"] = parse_nodes(given, nodes_file)
-    if (given or nodes_file) and not kw["nodes"]:
-        raise click.BadParameter("no hosts given (--nodes / --nodes-file is empty)", param_hint="--nodes")
-    own = {o.key for o in specific_options().values()}
-    opts = TestOptions(**{k: v for k, v in kw.items() if k not in own},
-                       specific={k: v for k, v in kw.items() if k in own})
+    opts = options_from(kw)
     from rich.console import Console
 
     console = Console()
@@ -135,3 +126,19 @@ def test_command(**kw) -> None:
         console.print("[yellow]interrupted; faults healed and nodes torn down[/]")
         sys.exit(EXIT_HARNESS)
     sys.exit(code)
+
+
+def options_from(kw: dict) -> TestOptions:
+    """The test's options from the command's parsed parameters (`zkchaos test`, or one test of a
+    campaign): hosts from --nodes and --nodes-file, the extensions' own options set apart."""
+    from .provision import parse_nodes
+
+    kw = dict(kw)
+    given = list(kw.pop("nodes") or ())
+    nodes_file = kw.pop("nodes_file", None)
+    kw["nodes"] = parse_nodes(given, nodes_file)
+    if (given or nodes_file) and not kw["nodes"]:
+        raise click.BadParameter("no hosts given (--nodes / --nodes-file is empty)", param_hint="--nodes")
+    own = {o.key for o in specific_options().values()}
+    return TestOptions(**{k: v for k, v in kw.items() if k not in own},
+                       specific={k: v for k, v in kw.items() if k in own})
