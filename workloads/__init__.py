@@ -12,6 +12,8 @@ from harness.workload import Workload
 
 REGISTRY = {
     "register": "workloads.register",
+    "set": "workloads.set",
+    "unique-ids": "workloads.unique_ids",
 }
 
 
