@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from .checkers.core import Checker, compose
 from .checkers.history import PairedHistory, pair_ops
+from .checkers.session import SessionChecker
 from .checkers.stats import StatsChecker
 from .history import read_history
 from .store import RunDir
