@@ -30,7 +30,7 @@ from collections import Counter
 from typing import Any, Iterable, Mapping
 
 from ..core import merge
-from ..history import HistoryError, pair_ops
+from ..history import HistoryError, pair_ops, paused_gc
 from .findings import CLASSIFICATION, finding_dict
 from .linearizable import analyse_key, verdict_dict
 from .ops import partition_register, reduce_key_ops
@@ -67,6 +67,12 @@ def check_register(
     """
     if consistency not in CONSISTENCY_MODELS:
         raise ValueError(f"consistency must be one of {CONSISTENCY_MODELS}, not {consistency!r}")
+    with paused_gc():
+        return _check_register(history, consistency, time_limit, max_states, max_memory_mb)
+
+
+def _check_register(history: Iterable[Mapping], consistency: str, time_limit: float | None,
+                    max_states: int | None, max_memory_mb: float | None) -> dict:
     started = time.perf_counter()
     deadline = None if time_limit is None else started + time_limit
     try:
@@ -173,13 +179,15 @@ def missing_final_reads(history: Iterable[Mapping]) -> list[Any]:
     keys, seen, any_final = set(), set(), False
     for r in history:
         v = r.get("value")
-        if r.get("process") == "nemesis" or not isinstance(v, Mapping) or "key" not in v:
+        if (type(v) is not dict and not isinstance(v, Mapping)) or "key" not in v or r.get("process") == "nemesis":
             continue
-        final = bool(r.get("final") or v.get("final"))
-        any_final = any_final or (final and r.get("type") == "invoke")
         keys.add(v["key"])
-        if final and r.get("type") == "ok" and r.get("f") == "read":
-            seen.add(v["key"])
+        if r.get("final") or v.get("final"):
+            kind = r.get("type")
+            if kind == "invoke":
+                any_final = True
+            elif kind == "ok" and r.get("f") == "read":
+                seen.add(v["key"])
     return sorted(keys - seen, key=str) if any_final else []
 
 
@@ -192,7 +200,8 @@ class RegisterChecker:
 
     def check(self, history: list[dict], options: Mapping[str, Any]) -> dict:
         out = check_register(history, consistency=self.consistency, time_limit=self.time_limit)
-        missing = missing_final_reads(history)
+        with paused_gc():
+            missing = missing_final_reads(history)
         if missing and out.get("valid") is True:
             out["valid"] = "unknown"
             out["explanation"] = (f"no successful final read of key(s) {', '.join(map(str, missing))}: "

@@ -9,6 +9,7 @@ after their invocation, or never.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from ..history import HistoryError, Op, hashable, normalise_key
@@ -38,8 +39,15 @@ class KeyOps:
     dropped_reads: int
 
 
+def _get(source: Any, name: str) -> Any:
+    """source[name] when source is a mapping, else None (dicts tested first: this runs per op)."""
+    if type(source) is dict or isinstance(source, Mapping):
+        return source.get(name)
+    return None
+
+
 def _field(value: Any, name: str) -> Any:
-    return hashable(value.get(name)) if isinstance(value, Mapping) else None
+    return hashable(_get(value, name))
 
 
 def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
@@ -56,7 +64,8 @@ def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
             kept.append(RegOp(op, "r", _field(op.value, "value"), None, True, op.call, op.ret,
                               is_final_read(op), op.session))
             continue
-        source = op.invoke.get("value") if isinstance(op.invoke.get("value"), Mapping) else op.value
+        invoked = op.invoke.get("value")
+        source = invoked if type(invoked) is dict or isinstance(invoked, Mapping) else op.value
         if f == "write":
             reg = RegOp(op, "w", None, _field(source, "value"), op.type == "ok", op.call, op.ret, False, op.session)
         else:
@@ -67,7 +76,7 @@ def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
             failed.setdefault(reg.b, reg)
         else:
             kept.append(reg)
-    kept.sort(key=lambda r: r.call)
+    kept.sort(key=attrgetter("call"))
     return KeyOps(kept, failed, written, dropped)
 
 
@@ -171,14 +180,19 @@ def is_final_read(op: Op) -> bool:
     if op.f in ("final-read", "quorum-read"):
         return True
     for source in (op.value, op.invoke, op.complete):
-        if isinstance(source, Mapping) and (source.get("final") or source.get("quorum")):
+        if type(source) is dict:  # the usual case, without a call per field: this runs per read
+            if source.get("final") or source.get("quorum"):
+                return True
+        elif _get(source, "final") or _get(source, "quorum"):
             return True
     return False
 
 
 def register_key(op: Op) -> Any:
-    value = op.value if isinstance(op.value, Mapping) else op.invoke.get("value")
-    if not isinstance(value, Mapping) or "key" not in value:
+    value = op.value
+    if type(value) is not dict and not isinstance(value, Mapping):
+        value = op.invoke.get("value")
+    if (type(value) is not dict and not isinstance(value, Mapping)) or "key" not in value:
         raise HistoryError(f"register op at record {op.call} has no key: {op.value!r}")
     return normalise_key(value["key"])
 

@@ -51,10 +51,12 @@ def analyse_unique(kops: KeyOps) -> UniqueAnalysis:
             bad.add(id(op))
             found.append(Finding(kind, op, text, values, [w for w in witnesses if w is not None]))
 
-    by_value = {r.b: r for r in ops if r.kind != "r"}
+    reads = [r for r in ops if r.kind == "r"]
+    changes = [r for r in ops if r.kind != "r"]
+    by_value = {r.b: r for r in changes}
     # An unknown-outcome op happened iff something saw its value (values are unique).
-    happened = {id(r) for r in ops if r.kind != "r" and r.ok}
-    todo = [r for r in ops if r.kind == "r" or (r.kind == "c" and r.ok)]
+    happened = {id(r) for r in changes if r.ok}
+    todo = reads + [r for r in changes if r.kind == "c" and r.ok]
     while todo:
         r = todo.pop()
         w = by_value.get(r.a)
@@ -63,25 +65,24 @@ def analyse_unique(kops: KeyOps) -> UniqueAnalysis:
             if w.kind == "c":
                 todo.append(w)
     writers: dict[Any, RegOp | None] = {None: None}
-    for r in ops:
-        if r.kind != "r" and id(r) in happened:
+    for r in changes:
+        if id(r) in happened:
             writers[r.b] = r
-    dropped = [r for r in ops if r.kind != "r" and id(r) not in happened]
+    dropped = [r for r in changes if id(r) not in happened]
 
     # 1. mapping
     observers: dict[Any, list[RegOp]] = {}
     succ: dict[Any, RegOp] = {}
-    for r in ops:
-        if r.kind == "r":
-            if r.a in writers:
-                observers.setdefault(r.a, []).append(r)
-            elif r.a in kops.failed_writes:
-                report(F.FAILED_WRITE_READ, r, f"{describe(r)} saw {show(r.a)}, which only "
-                       f"{describe(kops.failed_writes[r.a])} tried to write, and that failed.", {"read": r.a},
-                       kops.failed_writes[r.a])
-            else:
-                report(F.UNWRITTEN, r, f"{describe(r)} saw {show(r.a)}, which no operation wrote.", {"read": r.a})
-    for r in sorted((r for r in ops if r.kind == "c" and id(r) in happened), key=lambda r: (r.ret, r.call)):
+    for r in reads:
+        if r.a in writers:
+            observers.setdefault(r.a, []).append(r)
+        elif r.a in kops.failed_writes:
+            report(F.FAILED_WRITE_READ, r, f"{describe(r)} saw {show(r.a)}, which only "
+                   f"{describe(kops.failed_writes[r.a])} tried to write, and that failed.", {"read": r.a},
+                   kops.failed_writes[r.a])
+        else:
+            report(F.UNWRITTEN, r, f"{describe(r)} saw {show(r.a)}, which no operation wrote.", {"read": r.a})
+    for r in sorted((r for r in changes if r.kind == "c" and id(r) in happened), key=lambda r: (r.ret, r.call)):
         if r.a not in writers:
             report(F.IMPOSSIBLE_CAS, r, f"{describe(r)} took effect, but no operation wrote {show(r.a)}.",
                    {"from": r.a, "to": r.b})
@@ -155,7 +156,32 @@ def _phases(chain, writers, succ, observers, bad):
     return out
 
 
+def _in_chain_order(chain, writers, succ, observers, bad) -> bool:
+    """True when no op of the block completed before an op of an earlier phase was invoked: what
+    _check_block looks for, decided without building the phases (nearly every block passes)."""
+    w = writers[chain[0]]
+    low = -INF if w is None else w.call
+    last = len(chain) - 1
+    for i, v in enumerate(chain):
+        phase_low = low
+        for r in observers.get(v, ()):
+            if id(r) not in bad:
+                if r.ret < low:
+                    return False
+                if r.call > phase_low:
+                    phase_low = r.call
+        low = phase_low
+        c = succ.get(v)
+        if c is not None and i < last and id(c) not in bad:
+            if c.ret < low:
+                return False
+            low = max(low, c.call)
+    return True
+
+
 def _check_block(chain, writers, succ, observers, report, bad) -> None:
+    if _in_chain_order(chain, writers, succ, observers, bad):
+        return
     for _ in range(50):  # restart after blaming an op that pushed the lower bound up
         low, low_op, low_v = -INF, None, None
         blamed = False
@@ -220,10 +246,13 @@ def _interval_rule(chains, writers, succ, observers, report, bad, where) -> None
     obs = list(_observations(chains, writers, succ, observers, bad))
     first_done: dict[Any, float] = {}  # version -> earliest completion of an op that saw it
     for r, v in obs:
-        first_done[v] = min(first_done.get(v, INF), r.ret)
+        done, ret = first_done.get(v, INF), r.ret
+        first_done[v] = ret if ret < done else done
     first_done[None] = -INF  # the initial state is in effect before anything happens
-    obs.sort(key=lambda o: o[0].call)
     calls = [r.call for r, _ in obs]
+    order = sorted(range(len(obs)), key=calls.__getitem__)  # stable, like sorting obs by call
+    obs = [obs[i] for i in order]
+    calls = [calls[i] for i in order]
     # suffix minima of completion, keeping the best two with different versions
     none = (INF, object(), None)
     best: list[tuple] = [(none, none)] * (len(obs) + 1)
@@ -237,11 +266,15 @@ def _interval_rule(chains, writers, succ, observers, report, bad, where) -> None
             best[i] = (b1, cand)
         else:
             best[i] = (b1, b2)
+    after: dict[Any, tuple] = {}  # version v -> the op of another version done first after first_done[v]
     for r, v in obs:
         if id(r) in bad or r.kind == "w" or (r.kind == "c" and writers.get(r.b) is r and v == r.b):
             continue  # writers are checked through their readers (step 2)
-        b1, b2 = best[bisect_right(calls, first_done.get(v, INF))]
-        ret, y, a = b1 if b1[1] != v else b2
+        found = after.get(v)
+        if found is None:
+            b1, b2 = best[bisect_right(calls, first_done.get(v, INF))]
+            found = after[v] = b1 if b1[1] != v else b2
+        ret, y, a = found
         if ret >= r.call or id(a) in bad:
             continue
         # v was in effect by first_done[v], a saw y inside (first_done[v], r.call), r saw v after:
@@ -264,9 +297,7 @@ def _interval_rule(chains, writers, succ, observers, report, bad, where) -> None
 def _zones(chains, writers, succ, observers, report, bad) -> None:
     forward, backward = [], []
     for chain in chains:
-        ops = [(r, v) for phase in _phases(chain, writers, succ, observers, bad) for r, v in phase if r is not None]
-        f_op, f_v = min(ops, key=lambda o: o[0].ret, default=(None, None))
-        s_op, s_v = max(ops, key=lambda o: o[0].call, default=(None, None))
+        f_op, f_v, s_op, s_v = _extremes(chain, writers, succ, observers, bad)
         f = -INF if writers[chain[0]] is None else (f_op.ret if f_op else INF)
         if s_op is None:
             continue
@@ -284,6 +315,31 @@ def _zones(chains, writers, succ, observers, report, bad) -> None:
         j = bisect_right(starts, z[1]) - 1  # last forward zone starting before z's last invocation
         if j >= 0 and widest[j][1] > z[0]:
             _blame_zone(widest[j], z, report)
+
+
+def _extremes(chain, writers, succ, observers, bad) -> tuple:
+    """The block's op that completed first and the one invoked last, each with its version; of
+    equals, the first in phase order (see _phases)."""
+    f_op = f_v = s_op = s_v = None
+    w = writers[chain[0]]
+    if w is not None:
+        f_op = s_op = w
+        f_v = s_v = chain[0]
+    last = len(chain) - 1
+    for i, v in enumerate(chain):
+        for r in observers.get(v, ()):
+            if id(r) not in bad:
+                if f_op is None or r.ret < f_op.ret:
+                    f_op, f_v = r, v
+                if s_op is None or r.call > s_op.call:
+                    s_op, s_v = r, v
+        c = succ.get(v)
+        if c is not None and i < last and id(c) not in bad:
+            if f_op is None or c.ret < f_op.ret:
+                f_op, f_v = c, chain[i + 1]
+            if s_op is None or c.call > s_op.call:
+                s_op, s_v = c, chain[i + 1]
+    return f_op, f_v, s_op, s_v
 
 
 def _blame_zone(x, y, report) -> None:

@@ -18,42 +18,40 @@ Histories without Stat fields (other tools, older runs) pass through these check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from operator import attrgetter
+from typing import Any, NamedTuple, Sequence
 
 from . import findings as F
 from .findings import Finding, describe, show
 from .ops import KeyOps, RegOp
 
 
-@dataclass(slots=True, frozen=True)
-class State:
+class State(NamedTuple):  # a tuple: one is made per acknowledged op
     version: int
     mzxid: int
     value: Any
     op: RegOp  # the write that reported it, or the read that saw it
 
 
-def _stat(r: RegOp) -> tuple[int, int] | None:
-    value = r.op.complete.get("value") if r.op.complete is not None else None
-    if not isinstance(value, dict):
-        return None
-    version, mzxid = value.get("version"), value.get("mzxid")
-    if isinstance(version, int) and isinstance(mzxid, int) and not isinstance(version, bool):
-        return version, mzxid
-    return None
+def _is_stat(version: Any, mzxid: Any) -> bool:
+    if type(version) is int and type(mzxid) is int:
+        return True
+    return isinstance(version, int) and isinstance(mzxid, int) and not isinstance(version, bool)
 
 
 def observed_states(kops: KeyOps) -> list[State]:
     """The states acknowledged writes and ok reads reported, in mzxid order."""
     states = []
-    for r in kops.ops:
-        if not r.ok:
+    for r in kops.ops:  # in invocation order
+        complete = r.op.complete
+        if not r.ok or complete is None:
             continue
-        stat = _stat(r)
-        if stat is not None:
-            states.append(State(stat[0], stat[1], r.a if r.kind == "r" else r.b, r))
-    states.sort(key=lambda s: (s.mzxid, s.op.call))
+        value = complete.get("value")
+        if isinstance(value, dict):
+            version, mzxid = value.get("version"), value.get("mzxid")
+            if _is_stat(version, mzxid):
+                states.append(State(version, mzxid, r.a if r.kind == "r" else r.b, r))
+    states.sort(key=attrgetter("mzxid"))  # stable: by invocation among equals
     return states
 
 

@@ -10,6 +10,7 @@ a neighbour in the chain has a zxid.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from operator import itemgetter
 from typing import Any, Callable
 
 from . import findings as F
@@ -20,7 +21,8 @@ from .ops import RegOp, zxid_of
 
 def check_zxids(ops: list[RegOp], writers: dict, succ: dict, chains: list, observers: dict,
                 report: Callable, bad: set) -> None:
-    zx = sorted(((z, r) for r in ops if (z := zxid_of(r)) is not None), key=lambda zr: zr[0])
+    zx = sorted(((z, r) for r in ops if r.ok and r.kind != "r" and (z := zxid_of(r)) is not None),
+                key=itemgetter(0))
     if not zx:
         return
     first: dict[int, RegOp] = {}
@@ -35,6 +37,8 @@ def check_zxids(ops: list[RegOp], writers: dict, succ: dict, chains: list, obser
     # A cas chain sits contiguously in the order, so its zxids are consecutive among this key's
     # (and the chain from the initial null holds the smallest).
     for chain in chains:
+        if len(chain) == 1:
+            continue  # a lone version is in place whatever its zxid
         placed = [v for v in chain if v in rank]
         expected = 0 if chain[0] is None else (index[rank[placed[0]]] if placed else 0)
         for v in placed:
@@ -48,15 +52,16 @@ def check_zxids(ops: list[RegOp], writers: dict, succ: dict, chains: list, obser
             expected += 1
     pos = _positions(rank, chains)
     # Real time: a write ordered later cannot have completed before an earlier one was invoked.
+    order = sorted(pos, key=pos.__getitem__)
     latest = None
-    for v in sorted(pos, key=pos.__getitem__):
+    for v in order:
         w = writers[v]
         if latest is not None and w.ret < latest.call:
             report(F.ZXID_ORDER, w, f"{describe(w)} completed before {describe(latest)} was invoked, yet "
                    f"the server (by zxid) ordered it later.", {"zxid": pos[v][0]}, latest)
         if latest is None or w.call > latest.call:
             latest = w
-    _reads_in_order(pos, writers, succ, observers, report, bad)
+    _reads_in_order(pos, order, writers, succ, observers, report, bad)
 
 
 def _positions(rank: dict, chains: list) -> dict[Any, tuple]:
@@ -64,6 +69,8 @@ def _positions(rank: dict, chains: list) -> dict[Any, tuple]:
     next to a neighbour in a cas chain that has one (a cas makes its version the very next)."""
     pos: dict[Any, tuple] = {v: (z, 0) for v, z in rank.items()}
     for chain in chains:
+        if len(chain) == 1:
+            continue  # nothing to take a place from
         for prev, v in zip(chain, chain[1:]):
             if v not in pos and prev in pos:
                 pos[v] = (pos[prev][0], pos[prev][1] + 1)
@@ -73,20 +80,28 @@ def _positions(rank: dict, chains: list) -> dict[Any, tuple]:
     return pos
 
 
-def _reads_in_order(pos: dict, writers: dict, succ: dict, observers: dict, report: Callable, bad: set) -> None:
-    order = sorted(pos, key=lambda v: pos[v])
+def _reads_in_order(pos: dict, order: list, writers: dict, succ: dict, observers: dict, report: Callable,
+                    bad: set) -> None:
+    """`order`: the versions of `pos`, by position."""
     keys = [pos[v] for v in order]
     # suffix: the earliest moment a later version was certainly in effect (its write or an op
-    # that saw it completed); prefix: the latest invocation of an earlier version's write
+    # that saw it completed); prefix: the latest invocation of an earlier version's write.
+    # Of equal moments, the later suffix and the earlier prefix entry stay.
     suffix: list[tuple[float, Any]] = [(INF, None)] * (len(order) + 1)
     for i in range(len(order) - 1, -1, -1):
         v = order[i]
-        seen = min([writers[v].ret] + [r.ret for r in observers.get(v, ()) if id(r) not in bad]
-                   + ([succ[v].ret] if v in succ and succ[v].ok else []))
-        suffix[i] = min(suffix[i + 1], (seen, v), key=lambda t: t[0])
+        seen = writers[v].ret
+        for r in observers.get(v, ()):
+            if r.ret < seen and id(r) not in bad:
+                seen = r.ret
+        c = succ.get(v)
+        if c is not None and c.ok and c.ret < seen:
+            seen = c.ret
+        suffix[i] = (seen, v) if seen < suffix[i + 1][0] else suffix[i + 1]
     prefix: list[tuple[float, Any]] = [(-INF, None)]
     for v in order:
-        prefix.append(max(prefix[-1], (writers[v].call, v), key=lambda t: t[0]))
+        call = writers[v].call
+        prefix.append((call, v) if call > prefix[-1][0] else prefix[-1])
     for v, readers in observers.items():
         if v not in pos:
             continue

@@ -3,6 +3,7 @@ timed-out writes (that took effect or not), and optionally one injected stale re
 
 from __future__ import annotations
 
+import heapq
 import random
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -28,20 +29,22 @@ class _Op:
 
 def simulate(n_ops: int = 10_000, processes: int = 10, keys: int = 1, info_rate: float = 0.02,
              unique: bool = True, values: int = 5, cas_rate: float = 0.2, read_rate: float = 0.5,
-             zxids: bool = False, readers: int = 0, lag: float = 0.0, seed: int = 1) -> list[dict]:
+             zxids: bool = False, readers: int = 0, lag: float = 0.0, seed: int = 1,
+             client: bool = False) -> list[dict]:
     """A linearizable history: ops run back to back per process with random durations. The first
     `readers` processes only read. With `lag`, reads are served like a lagging follower does: the
     state at a random moment up to `lag` ago, but never older than what the session saw or wrote
-    last (ZooKeeper's model, not linearizable)."""
+    last (ZooKeeper's model, not linearizable). With `client`, records are what the register
+    client writes (see `to_records`) and every key gets a final read at the end."""
     rng = random.Random(seed)
-    clock = [rng.random() for _ in range(processes)]
+    clock = [(rng.random(), p) for p in range(processes)]
+    heapq.heapify(clock)  # the process that is free first goes next (the lowest on ties)
     ops: list[_Op] = []
     counter = 0
     for _ in range(n_ops):
-        p = min(range(processes), key=lambda i: clock[i])
-        start = clock[p]
+        start, p = clock[0]
         end = start + rng.uniform(0.5, 3.0)
-        clock[p] = end + rng.uniform(0.0, 0.5)
+        heapq.heapreplace(clock, (end + rng.uniform(0.0, 0.5), p))
         key = rng.randrange(keys)
         x = rng.random()
         op = _Op(p, "read", key, start, end, rng.uniform(start, end))
@@ -55,18 +58,28 @@ def simulate(n_ops: int = 10_000, processes: int = 10, keys: int = 1, info_rate:
             if rng.random() < info_rate / (1 - read_rate):
                 op.timed_out, op.happens = True, rng.random() < 0.5
         ops.append(op)
+    if client:
+        last = max(o.end for o in ops) if ops else 0.0
+        for key in range(keys):  # after healing, one read of every key
+            start = last + 1.0 + 2 * key
+            ops.append(_Op(key % processes, "read", key, start, start + 1.0, start + 0.5, extra={"final": True}))
     state: dict[int, Any] = {}
     history: dict[int, list] = {}  # key -> values in order (for cas "from" choices)
     timeline: dict[int, tuple[list, list]] = {}  # key -> (points, values) of every write
+    stats: dict[int, list] = {}  # key -> the node's Stat (version, mzxid) after each write
     cursor: dict[tuple, float] = {}  # (process, key) -> the moment its session last observed
     zxid = 0
     for op in sorted(ops, key=lambda o: o.point):
         cur = state.get(op.key)
         points, vals = timeline.setdefault(op.key, ([-1.0], [None]))
+        stat = stats.setdefault(op.key, [(None, None)])
+        op.extra["reply_zxid"] = zxid  # the server's last txn when the op took effect
         if op.f == "read":
             since = cursor.get((op.process, op.key), -1.0)
             moment = rng.uniform(max(since, op.point - lag), op.point) if lag else op.point
-            op.result = vals[bisect_right(points, moment) - 1]
+            i = bisect_right(points, moment) - 1
+            op.result = vals[i]
+            op.extra["stat"] = stat[i]
             cursor[(op.process, op.key)] = moment
             continue
         if op.f == "cas":
@@ -81,16 +94,26 @@ def simulate(n_ops: int = 10_000, processes: int = 10, keys: int = 1, info_rate:
             op.zxid = zxid
             points.append(op.point)
             vals.append(op.value)
+            stat.append((0 if stat[-1][0] is None else stat[-1][0] + 1, zxid))  # create makes version 0
+            op.extra["stat"] = stat[-1]
             if not op.timed_out:
                 cursor[(op.process, op.key)] = op.point
-    return to_records(ops, zxids)
+    return to_records(ops, zxids, client)
 
 
-def to_records(ops: list[_Op], zxids: bool) -> list[dict]:
+ZXID_BASE = 1 << 32  # zxids of the simulated client: epoch 1, as a fresh ensemble's first leader
+
+
+def to_records(ops: list[_Op], zxids: bool, client: bool = False) -> list[dict]:
+    """With `client`, as the register client records them: ok values carry the node's Stat
+    (`version`, `mzxid`), every completion the reply's zxid, every record the session id, and
+    the final reads their `final` marks."""
     events = []
     for op in ops:
         value = ({"key": op.key, "from": op.frm, "to": op.value} if op.f == "cas"
                  else {"key": op.key, "value": op.value if op.f == "write" else None})
+        if client and op.extra.get("final"):
+            value["final"] = True
         events.append((op.start, 0, op, "invoke", value))
         if op.timed_out:
             done, out = "info", dict(value)
@@ -100,13 +123,23 @@ def to_records(ops: list[_Op], zxids: bool) -> list[dict]:
             done, out = "ok", dict(value)
             if op.f == "read":
                 out["value"] = op.result
+            if client:
+                version, mzxid = op.extra["stat"]
+                out["version"], out["mzxid"] = version, None if mzxid is None else ZXID_BASE + mzxid
         events.append((op.end, 1, op, done, out))
     events.sort(key=lambda e: (e[0], e[1]))
     records = []
     for t, _, op, kind, value in events:
         rec = {"index": len(records), "time_ns": int(t * 1e6), "process": op.process, "node": "n1",
                "type": kind, "f": op.f, "value": value, "error": "timeout" if kind == "info" else None}
-        if kind == "ok" and op.f != "read" and zxids:
+        if client:
+            # a write's reply carries its own txn's zxid; any other reply the server's latest
+            zxid = op.zxid if kind == "ok" and op.f != "read" else op.extra["reply_zxid"]
+            rec["zxid"] = ZXID_BASE + zxid if kind != "invoke" and zxid else None
+            rec["session"] = f"0x1000a3f2c{op.process:04x}"
+            if op.extra.get("final"):
+                rec["final"] = True
+        elif kind == "ok" and op.f != "read" and zxids:
             rec["zxid"] = op.zxid
         records.append(rec)
     return records

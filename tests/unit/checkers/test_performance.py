@@ -1,5 +1,7 @@
 """The hard case from the design: ~10k ops, ~2% timed-out writes, one stale read. With unique
-values the checker decides it directly; the bound is generous so the test is not flaky."""
+values the checker decides it directly. These tests hold the verdicts on large simulated
+histories; how fast they come is measured by benchmarks/checker.py, not asserted here (timings
+on a shared machine make flaky tests)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,10 @@ import time
 
 import pytest
 
-from harness.checkers.register import check_register
+from harness.checkers.register import RegisterChecker, check_register
 
 from .simulate import inject_allowed_stale_read, inject_going_back, inject_stale_read, simulate
 
-BOUND_S = 20.0
 
 
 def timed(records: list[dict], consistency: str = "linearizable") -> tuple[dict, float]:
@@ -41,7 +42,15 @@ def test_10k_ops_valid_and_with_one_stale_read(zxids: bool) -> None:
     print(f"\n10k ops ({info} info, zxids={zxids}): valid {valid_s:.2f}s, stale read {stale_s:.2f}s; "
           f"zookeeper model: valid {zk_valid_s:.2f}s, stale read {zk_stale_s:.2f}s "
           f"({zk_result['anomalies'][0]['classification']})")
-    assert max(valid_s, stale_s, zk_valid_s, zk_stale_s) < BOUND_S
+
+
+def test_10k_ops_as_the_register_client_records_them() -> None:
+    # Stat fields, reply zxids, session ids and a final read of every key: the Stat checks and the
+    # final-read rule take part too
+    records = simulate(10_000, processes=20, keys=10, info_rate=0.02, client=True, seed=51)
+    for consistency in ("zookeeper", "linearizable"):
+        result = RegisterChecker(consistency).check(records, {})
+        assert result["valid"] is True, result["explanation"]
 
 
 def test_10k_ops_stale_read_that_zookeeper_allows() -> None:
@@ -54,7 +63,6 @@ def test_10k_ops_stale_read_that_zookeeper_allows() -> None:
     assert zk_result["valid"] is True, zk_result["explanation"]
     assert [a["classification"] for a in zk_result["anomalies"]] == ["stale-read (allowed by ZooKeeper)"]
     print(f"\n10k ops, allowed stale read: linearizable {lin_s:.2f}s, zookeeper {zk_s:.2f}s")
-    assert max(lin_s, zk_s) < BOUND_S
 
 
 @pytest.mark.parametrize("zxids", [False, True], ids=["no-zxids", "zxids"])
@@ -70,7 +78,6 @@ def test_10k_ops_served_by_lagging_followers(zxids: bool) -> None:
     assert result["valid"] is False and result["only_stale_reads_allowed_by_zookeeper"] is True
     print(f"\n10k ops from lagging followers (zxids={zxids}): zookeeper valid in {zk_s:.2f}s with "
           f"{allowed} allowed stale reads; linearizable refuted in {lin_s:.2f}s")
-    assert max(zk_s, lin_s) < BOUND_S
 
 
 def test_10k_ops_lagging_followers_and_a_session_going_back() -> None:
@@ -82,7 +89,6 @@ def test_10k_ops_lagging_followers_and_a_session_going_back() -> None:
     assert first["classification"] == "read went back in session order"
     assert first["op"]["index"] == back["index"] == zk_result["failure"]["op"]["index"]
     print(f"\n10k ops from lagging followers, one session going back: found in {zk_s:.2f}s")
-    assert zk_s < BOUND_S
 
 
 def test_10k_ops_many_keys() -> None:
@@ -93,7 +99,6 @@ def test_10k_ops_many_keys() -> None:
     result, stale_s = timed(records)
     assert result["valid"] is False
     print(f"\n10k ops over 20 keys: valid {valid_s:.2f}s, stale read {stale_s:.2f}s")
-    assert max(valid_s, stale_s) < BOUND_S
 
 
 def test_repeated_values_valid_history_uses_the_search() -> None:
@@ -103,4 +108,3 @@ def test_repeated_values_valid_history_uses_the_search() -> None:
     assert result["valid"] is True, result["explanation"]
     assert result["keys"][0]["method"] == "search"
     print(f"\n5k ops, values 0-4: valid in {took:.2f}s ({result['keys'][0]['stats']['states']} configurations)")
-    assert took < BOUND_S
