@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 MIN_PYTHON = (3, 11)
 TOOLS = ("timeout", "setsid", "mktemp", "tar", "awk")
+# Where Debian (any architecture) and a source install put libfaketime (the clock nemesis).
+FAKETIME_LIBS = ("/usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 "
+                 "/usr/local/lib/faketime/libfaketime.so.1")
 
 PROBE = r"""
 echo "user=$(id -un)"
@@ -36,6 +39,7 @@ echo "base=$base"
 [ -d "$base" ] && [ -w "$base" ] && echo base_writable=ok
 echo "free_kb=$(df -Pk "$base" 2>/dev/null | awk 'NR==2 {{print $4}}')"
 for t in {tools}; do command -v $t >/dev/null 2>&1 || echo "missing=$t"; done
+for f in {faketime_libs}; do [ -f "$f" ] && echo faketime=ok && break; done
 if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
   if [ "$(id -u)" = 0 ]; then iptables -w -S INPUT >/dev/null 2>&1 && echo iptables=ok
   else sudo -n iptables -w -S INPUT >/dev/null 2>&1 && echo iptables=ok; fi
@@ -52,6 +56,7 @@ class Needs:
     zookeeper: bool = False  # ZooKeeper's jars on the host (Debian's package, or apt to get it)
     root: bool = False  # passwordless sudo, or root (iptables and other faults)
     iptables: bool = False
+    faketime: bool = False  # libfaketime (clock faults)
     disk_mb: int = 512
 
     def __or__(self, other: "Needs") -> "Needs":
@@ -100,6 +105,8 @@ def problems(facts: Mapping[str, list[str]], needs: Needs) -> list[str]:
             found.append(f"python3 is {one['python']}, zkchaos needs >= 3.11: install a newer python3")
         elif one.get("venv") != "ok":
             found.append("python3 cannot make a venv (no ensurepip): apt-get install python3-venv")
+    if needs.faketime and one.get("faketime") != "ok":
+        found.append("libfaketime not found: apt-get install libfaketime")
     if needs.java and one.get("java") != "ok":
         found.append("java not found: install a JRE (apt-get install default-jre-headless)")
     if needs.zookeeper and one.get("zookeeper") != "installed" and not (one.get("apt") == "ok" and privileged):
@@ -126,7 +133,7 @@ def check_hosts(nodes: Iterable[Node], needs_of: Callable[[Node], Needs], base: 
 
     nodes = list(nodes)
     remotes = {n.name: n.remote for n in nodes}
-    probe = PROBE.format(zk_jar=DEBIAN_ZK_JAR, tools=" ".join(TOOLS),
+    probe = PROBE.format(zk_jar=DEBIAN_ZK_JAR, tools=" ".join(TOOLS), faketime_libs=FAKETIME_LIBS,
                          base=shlex.quote(base) if base else '"${TMPDIR:-/tmp}"')
     try:
         results = run_all(remotes, probe, timeout=60, check=False, sudo=False)
