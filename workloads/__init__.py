@@ -12,6 +12,9 @@ from harness.workload import Workload
 
 REGISTRY = {
     "register": "workloads.register",
+    "counter": "workloads.counter",
+    "queue": "workloads.queue",
+    "bank": "workloads.bank",
     "set": "workloads.set",
     "unique-ids": "workloads.unique_ids",
 }
