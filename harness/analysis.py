@@ -55,10 +55,6 @@ def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: Mapping
     if teardown_problems:
         results["teardown_problems"] = list(teardown_problems)
     run_dir.write_json(run_dir.results, results)
-    if console is not None:
-        from reports.terminal import print_summary
-
-        print_summary(console, results, run_dir.path)
     if report:
         try:
             from reports.html import write_report
@@ -66,6 +62,10 @@ def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: Mapping
             write_report(run_dir, records, results, dict(options))
         except Exception as e:  # noqa: BLE001 - a report problem must not change the verdict
             log.warning("HTML report failed: %s", e)
+    if console is not None:
+        from reports.terminal import print_summary
+
+        print_summary(console, results, run_dir.path)
     return results
 
 

@@ -99,7 +99,35 @@ def anomaly_counts(results: dict[str, Any]) -> dict[tuple[bool, str], int]:
     return dict(sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])))
 
 
+MAX_LISTED = 30  # anomalies listed one by one; results.json and the report have them all
+
+
+def anomaly_table(results: dict[str, Any]) -> Table | None:
+    """Every anomaly (up to MAX_LISTED): kind, where (key, node, session), ops, explanation."""
+    rows = []
+    for name, part in results.items():
+        if isinstance(part, dict) and name != "stats":
+            rows += part.get("anomalies", ())
+    if not rows:
+        return None
+    rows.sort(key=lambda a: a.get("zookeeper") == "allowed")
+    table = Table("kind", "where", "records", "explanation", title=f"anomalies ({len(rows)})")
+    for a in rows[:MAX_LISTED]:
+        where = ", ".join(f"{k} {a[k]}" for k in ("key", "element", "name", "session", "node") if a.get(k) is not None)
+        op = a.get("op") if isinstance(a.get("op"), dict) else {}
+        records = str(op.get("invoke_index", op.get("index", "")))
+        style = "yellow" if a.get("zookeeper") == "allowed" else "red"
+        table.add_row(f"[{style}]{a.get('type', '?')}[/]", where, records, str(a.get("explanation", "")))
+    if len(rows) > MAX_LISTED:
+        table.caption = f"{len(rows) - MAX_LISTED} more in results.json and the report"
+    return table
+
+
 def print_summary(console: Console, results: dict[str, Any], run_dir=None) -> None:
     console.print(summary(results))
+    table = anomaly_table(results)
+    if table is not None:
+        console.print(table)
     if run_dir is not None:
-        console.print(f"[dim]store: {run_dir}[/]")
+        report = run_dir / "report.html"
+        console.print(f"report: {report}" if report.exists() else f"store: {run_dir}")
