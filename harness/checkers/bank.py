@@ -34,9 +34,8 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES
+from .core import judge
 from .history import Op, op_record, pair_ops
-from .register.checker import summarise  # the summary rows docs/formats.md defines
 
 INITIAL_BALANCE = 100  # every account's balance when the workload creates it
 
@@ -245,21 +244,10 @@ def check_bank(history: Iterable[Mapping], consistency: str = "zookeeper", accou
 
 
 def _verdict(anomalies: list[dict], consistency: str, have_final: bool) -> dict:
-    """Invalid on any violation of the chosen model; unknown without a final read (a lost
-    transfer would be invisible). Violations are listed first, each group in history order."""
-    anomalies.sort(key=lambda a: (a["zookeeper"] == "allowed", a["ops"][0]["index"]))
-    bad = [a for a in anomalies if consistency == "linearizable" or a["zookeeper"] == "violation"]
-    if bad:
-        more = f" ({len(bad) - 1} more violations)" if len(bad) > 1 else ""
-        valid, explanation = False, f"{bad[0]['classification']}: {bad[0]['explanation']}{more}"
-    elif not have_final:
-        valid, explanation = "unknown", "no final read succeeded: lost transfers cannot be ruled out"
-    else:
-        model = "linearizable" if consistency == "linearizable" else "ZooKeeper-consistent"
-        valid, explanation = True, f"every read conserves the total and is {model}"
-    return {"valid": valid, "explanation": explanation,
-            "summary": summarise(anomalies), "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
-            "anomaly_count": len(anomalies), "consistency": consistency}
+    """Without a final read a lost transfer would be invisible."""
+    model = "linearizable" if consistency == "linearizable" else "ZooKeeper-consistent"
+    return judge(anomalies, consistency, None if have_final else "no final read succeeded: lost transfers cannot be ruled out",
+                 f"every read conserves the total and is {model}")
 
 
 class BankChecker:

@@ -9,6 +9,8 @@ one history, each result under its name, and a verdict where False beats "unknow
 from __future__ import annotations
 
 import enum
+import math
+from collections import Counter
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 History = list[dict[str, Any]]
@@ -90,3 +92,34 @@ def merge(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
         "anomaly_count": len(anomalies),
     }
+
+
+def summarise(anomalies: Iterable[Mapping]) -> list[dict]:
+    """How many anomalies of each kind, by what they prove; violations before what is allowed."""
+    counts = Counter((a.get("zookeeper") == "allowed", a.get("classification") or a["type"]) for a in anomalies)
+    return [{"classification": what, "count": n, "zookeeper": "allowed" if allowed else "violation"}
+            for (allowed, what), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))]
+
+
+def _first_record(anomaly: Mapping) -> float:
+    op = anomaly.get("op") or next(iter(anomaly.get("ops") or ()), None)
+    return op.get("index", math.inf) if isinstance(op, Mapping) else math.inf
+
+
+def judge(anomalies: list[dict], consistency: str, undecided: str | None, valid_because: str) -> dict[str, Any]:
+    """A checker's verdict from its anomalies: invalid on any violation of the chosen model
+    (under --consistency linearizable every anomaly counts, even what ZooKeeper allows); else
+    unknown when `undecided` says why nothing can be concluded (no final read); else valid.
+    Violations are listed first, each group in history order."""
+    anomalies.sort(key=lambda a: (a.get("zookeeper") == "allowed", _first_record(a)))
+    bad = [a for a in anomalies if consistency == "linearizable" or a.get("zookeeper") != "allowed"]
+    if bad:
+        more = f" ({len(bad) - 1} more violations)" if len(bad) > 1 else ""
+        valid, explanation = False, f"{bad[0]['classification']}: {bad[0]['explanation']}{more}"
+    elif undecided:
+        valid, explanation = "unknown", undecided
+    else:
+        valid, explanation = True, valid_because
+    return {"valid": valid, "explanation": explanation, "summary": summarise(anomalies),
+            "anomalies": anomalies[:MAX_REPORTED_ANOMALIES], "anomaly_count": len(anomalies),
+            "consistency": consistency}

@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES, History
+from .core import MAX_REPORTED_ANOMALIES, History, summarise
 from .history import INF, HistoryError, Op, hashable, op_record, pair_ops, paused_gc
-from .register.checker import summarise  # the summary rows docs/formats.md defines
 from .stats import quantile
 
 ALLOWED, VIOLATION = "allowed", "violation"

@@ -40,9 +40,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES
+from .core import judge
 from .history import INF, Op, op_record, pair_ops
-from .register.checker import summarise  # the summary rows docs/formats.md defines
 
 EMPTY = "empty"  # the error of a dequeue that listed no items
 
@@ -227,21 +226,11 @@ def check_total_queue(history: Iterable[Mapping], consistency: str = "zookeeper"
 
 
 def _verdict(anomalies: list[dict], consistency: str, undecided: list) -> dict:
-    """Invalid on any violation of the chosen model; unknown while acknowledged elements are
-    neither delivered nor shown lost (no drain and tombstone read after healing)."""
-    anomalies.sort(key=lambda a: (a["zookeeper"] == "allowed", a["ops"][0]["index"] if a["ops"] else INF))
-    bad = [a for a in anomalies if consistency == "linearizable" or a["zookeeper"] == "violation"]
-    if bad:
-        more = f" ({len(bad) - 1} more violations)" if len(bad) > 1 else ""
-        valid, explanation = False, f"{bad[0]['classification']}: {bad[0]['explanation']}{more}"
-    elif undecided:
-        valid, explanation = "unknown", (f"{len(undecided)} acknowledged elements were never delivered, and without "
-                                         "a final drain and tombstone read it is unknown whether they were lost")
-    else:
-        valid, explanation = True, "every acknowledged element was delivered exactly once"
-    return {"valid": valid, "explanation": explanation,
-            "summary": summarise(anomalies), "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
-            "anomaly_count": len(anomalies), "consistency": consistency}
+    """Unknown while acknowledged elements are neither delivered nor shown lost (no drain and
+    tombstone read after healing)."""
+    why = (f"{len(undecided)} acknowledged elements were never delivered, and without a final drain and "
+           "tombstone read it is unknown whether they were lost") if undecided else None
+    return judge(anomalies, consistency, why, "every acknowledged element was delivered exactly once")
 
 
 class TotalQueueChecker:

@@ -32,9 +32,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES, History
+from .core import MAX_REPORTED_ANOMALIES, History, summarise
 from .history import HistoryError, Op, op_record, pair_ops, paused_gc
-from .register.checker import summarise  # the summary rows docs/formats.md defines
 
 VIOLATION = "violation"
 LISTED_GAPS = 20
