@@ -189,7 +189,7 @@ class TestRun:
                     self.history.close()
         try:
             if self.workload_done:
-                self.state.phase = "checking"
+                self._phase("checking")
                 code = self._check()
         except Exception as e:  # noqa: BLE001
             log.exception("checking failed: %s", e)
@@ -215,6 +215,11 @@ class TestRun:
             record(Path(self.opts.store), self.run_dir.path, exit_code=code)
         except OSError as e:
             log.warning("could not update the store index: %s", e)
+
+    def _phase(self, name: str) -> None:
+        """What the run is doing now: shown live, and logged so harness.log times each phase."""
+        self.state.phase = name
+        log.info("phase: %s", name)
 
     def options(self) -> dict[str, Any]:
         """The test's options as one flat mapping (what workloads and test.json see)."""
@@ -246,9 +251,9 @@ class TestRun:
     def _provision(self) -> None:
         from .provision import prepare_hosts, provision
 
-        self.state.phase = "provisioning"
+        self._phase("provisioning")
         self.nodes = provision(self.opts, self._say, self)
-        self.state.phase = "checking the hosts"
+        self._phase("checking the hosts")
         prepare_hosts(self.nodes, self.workspace, self._needs)
         # test.json names the nodes actually used (a local cluster's are made up here).
         record = self.run_dir.read_json(self.run_dir.test_json)
@@ -262,7 +267,7 @@ class TestRun:
     def _start_db(self) -> None:
         from nemesis.base import NemesisContext
 
-        self.state.phase = f"installing {self.opts.db}"
+        self._phase(f"installing {self.opts.db}")
         self.db.prepare(self.nodes)
         self.ctx = NemesisContext(self.nodes, self.db, random.Random(self.rng.random()), self.options(),
                                   self.opts.nemesis_targets)
@@ -271,7 +276,7 @@ class TestRun:
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda n: self.db.setup(n, self.nodes), self.nodes))
             list(pool.map(self.db.start, self.nodes))
-        self.state.phase = "waiting for a healthy ensemble"
+        self._phase("waiting for a healthy ensemble")
         self.db.wait_ready(self.nodes, timeout=120)
         leader = self.db.leader(self.nodes)
         self._say(f"{self.opts.db} serving on {len(self.nodes)} nodes; leader {leader.name if leader else '-'}")
@@ -288,27 +293,28 @@ class TestRun:
         ]
         nemesis_thread = threading.Thread(target=self.schedule.run, args=(self.stop,), daemon=True)
         self.state.started = time.monotonic()
-        self.state.phase = "running"
+        self._phase("running")
         for t in workers:
             t.start()
         nemesis_thread.start()
         from reports.terminal import follow_progress
 
         follow_progress(self, opts.time_limit)
+        self._phase("stopping the clients")
         self.stop.set()
         nemesis_thread.join(timeout=max(opts.nemesis_interval) + 60)
         # One deadline for all workers: an op in flight takes at most a few op timeouts.
         deadline = time.monotonic() + 3 * opts.op_timeout + 10
         for t in workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
-        self.state.phase = "healing"
+        self._phase("healing")
         self.faults_left = self.schedule.teardown()
-        self.state.phase = "recovering"
+        self._phase("recovering")
         try:
             self.db.wait_ready(self.nodes, timeout=opts.recovery_time)
         except TimeoutError as e:
             self._say(f"[yellow]not healthy after healing:[/] {escape(str(e))}")
-        self.state.phase = "final phase"
+        self._phase("final phase")
         self._final_phase()
 
     def _open_client(self, node: Node, until: float | None) -> Client | None:
@@ -390,6 +396,7 @@ class TestRun:
     def _cleanup(self) -> None:
         """Every step attempted whatever the others do: heal, collect logs, teardown."""
         self.stop.set()
+        self._phase("tearing down")
         try:
             if self.schedule is not None:
                 self.faults_left = self.schedule.teardown()
