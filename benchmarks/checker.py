@@ -6,12 +6,16 @@ zxids and Stat as the register client records them) checked in <= 2.2 s wall, st
 1M ops of any workload in < 60 s and < 2 GB; `analyze` on a tiny history started and done in
 < 0.3 s without importing pandas, matplotlib, fabric or paramiko.
 
-Every measurement is a process of its own, so interpreter start-up counts and the peak memory is
-that process's (ru_maxrss). The floor is the same kind of process that only reads the history
-(`harness.history.read_history`: the file, the JSON, the required fields). Wall time on a shared
-machine is noisy: CPU time (user + sys) is shown beside it, with the load average, and --repeat
-takes the median of several runs. Histories are written to a temporary directory, removed at the
-end. This is a script, not a test: speed targets are measured here, never asserted in tests.
+The histories are valid ones, made by a small simulation of each workload's client against one
+server that applies every op at a point inside its interval (records, Stat fields and reply
+zxids as the workload's module docstring describes them; register: tests/unit/checkers/simulate.py
+with 20 processes, 10 keys, ~2% info ops). Every measurement is a process of its own, so
+interpreter start-up counts and the peak memory is that process's (ru_maxrss). The floor is the
+same kind of process that only reads the history (`harness.history.read_history`: the file, the
+JSON, the required fields). Wall time on a shared machine is noisy: CPU time (user + sys) is
+shown beside it, with the load average, and --repeat takes the median of several runs.
+Histories are written to a temporary directory, removed at the end. This is a script, not a
+test: speed targets are measured here, never asserted in tests.
 
     python benchmarks/checker.py --sizes 10000,100000 --workloads register --repeat 3
 """
@@ -19,14 +23,18 @@ end. This is a script, not a test: speed targets are measured here, never assert
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
 import json
 import multiprocessing
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -40,6 +48,7 @@ MILLION_MB = 2048
 TINY_S = 0.3
 TINY_OPS = 10
 FORBIDDEN = ("pandas", "matplotlib", "fabric", "paramiko")
+ZXID_BASE = 1 << 32  # epoch 1
 READ_ONLY = "import sys; from harness.history import read_history; read_history(sys.argv[1])"
 
 
@@ -53,8 +62,223 @@ def register_history(n_ops: int, seed: int) -> tuple[Iterable[dict], dict]:
     return records, {"workload": "register", "consistency": "zookeeper", "keys": 10}
 
 
+@dataclass
+class SimOp:
+    process: int
+    f: str
+    value: dict  # the invocation's
+    start: float
+    end: float
+    point: float  # when it takes effect
+    final: bool = False
+    type: str = "ok"
+    out: dict | None = None  # the completion's value: the invocation's plus these fields
+    error: str | None = None
+    zxid: int | None = None  # the reply's
+
+
+class Server:
+    """One ZooKeeper-like server applying ops in the order they take effect: every op is atomic
+    at its point, so the history is linearizable. `txn()` makes a new zxid."""
+
+    def __init__(self) -> None:
+        self.zxid = ZXID_BASE + 1  # the workload's setup (a create or a multi) was the first txn
+
+    def txn(self) -> int:
+        self.zxid += 1
+        return self.zxid
+
+
+def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_ops: Callable,
+              processes: int = 20) -> list[dict]:
+    """Processes run ops back to back (random durations); `new_op(process, rng)` gives (f, value),
+    `apply(server, op)` fills in the outcome in effect order, then `final_ops(server)` gives the
+    final phase's ops, run one at a time through process 0 until it returns nothing more."""
+    rng = random.Random(seed)
+    free = [(rng.random(), p) for p in range(processes)]
+    ops = []
+    for _ in range(n_ops):
+        start, p = free[0]
+        end = start + rng.uniform(0.5, 3.0)
+        heapq.heapreplace(free, (end + rng.uniform(0.0, 0.5), p))
+        ops.append(SimOp(p, *new_op(p, rng), start, end, rng.uniform(start, end)))
+    server = Server()
+    for op in sorted(ops, key=lambda o: o.point):
+        apply(server, op)
+    t = max((o.end for o in ops), default=0.0) + 1.0
+    while (nxt := final_ops(server)) is not None:
+        op = SimOp(0, *nxt, t, t + 1.0, t + 0.5, final=True)
+        apply(server, op)
+        ops.append(op)
+        t += 2.0
+    events = sorted([(o.start, 0, o) for o in ops] + [(o.end, 1, o) for o in ops], key=lambda e: e[:2])
+    records = []
+    for t, done, o in events:
+        rec = {"index": len(records), "time_ns": int(t * 1e6), "process": o.process, "node": "n1",
+               "type": o.type if done else "invoke", "f": o.f,
+               "value": dict(o.value, **(o.out or {})) if done else o.value, "error": o.error if done else None,
+               "zxid": o.zxid if done else None, "session": f"0x1000a3f2c{o.process:04x}"}
+        if o.final:
+            rec["final"] = True
+        records.append(rec)
+    return records
+
+
+def counter_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    state = {"value": 0, "mzxid": ZXID_BASE + 1, "final": True}
+
+    def apply(server: Server, op: SimOp) -> None:
+        if op.f == "increment":
+            state["value"] += 1
+            state["mzxid"] = op.zxid = server.txn()
+            op.out = {"value": state["value"], "version": state["value"], "mzxid": op.zxid, "attempts": 1}
+        else:
+            op.zxid = server.zxid
+            op.out = {"value": state["value"], "version": state["value"], "mzxid": state["mzxid"]}
+
+    def final(server: Server) -> tuple | None:
+        once, state["final"] = state["final"], False
+        return ("read", {"value": None, "sync": True}) if once else None
+
+    def new(p: int, rng: random.Random) -> tuple:
+        return ("increment", {"value": None}) if rng.random() < 0.5 else ("read", {"value": None})
+
+    return simulated(n_ops, seed, new, apply, final), {"workload": "counter", "consistency": "zookeeper"}
+
+
+def set_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    """Reads list the whole set, so there are few: about 20 whatever the size."""
+    elements = itertools.count()
+    state = {"elements": [], "cversion": 0, "pzxid": ZXID_BASE + 1, "final": True}
+
+    def new(p: int, rng: random.Random) -> tuple:
+        if rng.random() < 20 / max(n_ops, 20):
+            return "read", {"elements": None}
+        return "add", {"element": next(elements)}
+
+    def apply(server: Server, op: SimOp) -> None:
+        if op.f == "add":
+            state["elements"].append(op.value["element"])
+            state["cversion"] += 1
+            state["pzxid"] = op.zxid = server.txn()
+            op.out = {"czxid": op.zxid}
+        else:
+            op.zxid = server.zxid
+            op.out = {"elements": sorted(state["elements"]), "cversion": state["cversion"], "pzxid": state["pzxid"]}
+
+    def final(server: Server) -> tuple | None:
+        once, state["final"] = state["final"], False
+        return ("read", {"elements": None, "final": True}) if once else None
+
+    return simulated(n_ops, seed, new, apply, final), {"workload": "set", "consistency": "zookeeper"}
+
+
+def unique_ids_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    state = {"names": [], "cversion": 0, "pzxid": ZXID_BASE + 1, "final": True}
+
+    def apply(server: Server, op: SimOp) -> None:
+        if op.f == "create":
+            seq = state["cversion"]  # the parent's cversion before the create: ZooKeeper's number
+            state["cversion"] += 1
+            state["pzxid"] = op.zxid = server.txn()
+            state["names"].append(f"id-{seq:010d}")
+            op.out = {"name": state["names"][-1], "seq": seq, "czxid": op.zxid}
+        else:
+            op.zxid = server.zxid
+            op.out = {"names": list(state["names"]), "cversion": state["cversion"], "pzxid": state["pzxid"]}
+
+    def final(server: Server) -> tuple | None:
+        once, state["final"] = state["final"], False
+        return ("list", {"final": True}) if once else None
+
+    new = lambda p, rng: ("create", {"ephemeral": False})  # noqa: E731
+    return simulated(n_ops, seed, new, apply, final), {"workload": "unique-ids", "consistency": "zookeeper"}
+
+
+def queue_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    elements, dequeues, drains = itertools.count(), itertools.count(), itertools.count(1)
+    state = {"items": deque(), "seq": 0, "tombstones": [], "phase": "drain"}
+
+    def new(p: int, rng: random.Random) -> tuple:
+        if rng.random() < 0.5:
+            return "enqueue", {"element": next(elements)}
+        return "dequeue", {"op": f"d{next(dequeues)}"}
+
+    def apply(server: Server, op: SimOp) -> None:
+        if op.f == "enqueue":
+            op.zxid = server.txn()
+            state["items"].append((f"item-{state['seq']:010d}", op.value["element"]))
+            state["seq"] += 1
+            op.out = {"name": state["items"][-1][0], "czxid": op.zxid}
+        elif op.f == "dequeue" and state["items"]:
+            name, element = state["items"].popleft()
+            op.zxid = server.txn()
+            state["tombstones"].append({"name": name, "op": op.value["op"], "element": element, "zxid": op.zxid})
+            op.out = {"name": name, "element": element}
+        elif op.f == "dequeue":
+            op.type, op.error, op.zxid = "fail", "empty", server.zxid
+        else:
+            op.zxid = server.zxid
+            op.out = {"tombstones": sorted(state["tombstones"], key=lambda t: t["name"])}
+
+    def final(server: Server) -> tuple | None:
+        if state["phase"] == "drain":  # dequeue after a sync until one finds the queue empty
+            state["phase"] = "drain" if state["items"] else "tombstones"
+            return "dequeue", {"op": f"drain-n1-{next(drains)}", "sync": True}
+        if state["phase"] == "tombstones":
+            state["phase"] = "done"
+            return "tombstones", {}
+        return None
+
+    return simulated(n_ops, seed, new, apply, final), {"workload": "queue", "consistency": "zookeeper"}
+
+
+def bank_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    from harness.checkers.bank import INITIAL_BALANCE
+
+    accounts = 5
+    state = {"balances": [INITIAL_BALANCE] * accounts, "versions": [0] * accounts,
+             "mzxids": [ZXID_BASE + 1] * accounts, "final": True}
+
+    def new(p: int, rng: random.Random) -> tuple:
+        if rng.random() < 0.5:
+            return "read", {}
+        payer, payee = rng.sample(range(accounts), 2)
+        return "transfer", {"from": payer, "to": payee, "amount": rng.randint(1, 20)}
+
+    def apply(server: Server, op: SimOp) -> None:
+        balances, versions, mzxids = state["balances"], state["versions"], state["mzxids"]
+        if op.f == "read":
+            op.zxid = server.zxid
+            op.out = {"balances": list(balances), "versions": list(versions), "mzxids": list(mzxids)}
+            return
+        a, b, amount = op.value["from"], op.value["to"], op.value["amount"]
+        if balances[a] < amount:
+            op.type, op.error, op.zxid = "fail", "insufficient funds", server.zxid
+            return
+        op.zxid = server.txn()
+        balances[a] -= amount
+        balances[b] += amount
+        for i in (a, b):
+            versions[i] += 1
+            mzxids[i] = op.zxid
+        op.out = {"balances": [balances[a], balances[b]], "versions": [versions[a], versions[b]], "zxid": op.zxid}
+
+    def final(server: Server) -> tuple | None:
+        once, state["final"] = state["final"], False
+        return ("read", {"sync": True}) if once else None
+
+    return simulated(n_ops, seed, new, apply, final), {"workload": "bank", "consistency": "zookeeper",
+                                                        "accounts": accounts}
+
+
 GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "register": register_history,
+    "counter": counter_history,
+    "set": set_history,
+    "unique-ids": unique_ids_history,
+    "queue": queue_history,
+    "bank": bank_history,
 }
 
 
@@ -156,7 +380,7 @@ def measure_sizes(workloads: list[str], sizes: list[int], repeat: int, seed: int
                        f"{floor.wall:.2f}", f"{floor.cpu:.2f}", f"{checked.wall / floor.wall:.1f}x",
                        targets(workload, n_ops, checked)], WIDTHS), flush=True)
             if checked.code == 3 or floor.code != 0:
-                print(f"    error: {(checked.err or floor.err).splitlines()[-1:]}")
+                print(f"    error: {((checked.err or floor.err).splitlines() or ['?'])[-1]}")
             for path in store.iterdir():
                 path.unlink()  # a million ops take hundreds of MB of disk: not kept for the next size
             store.rmdir()
@@ -167,8 +391,8 @@ def measure_startup(repeat: int, seed: int, tmp: Path) -> None:
     generate("register", TINY_OPS, seed, store)
     r = median_run(analyze_argv(store), max(repeat, 5))
     heavy, culprit = forbidden_imports(analyze_argv(store))
-    print(f"\nanalyze on a tiny history ({TINY_OPS} ops): wall {r.wall:.3f} s, CPU {r.cpu:.3f} s, peak {r.peak_mb:.0f} MB, "
-          f"{VERDICT.get(r.code, r.code)}; {_against(r.wall, TINY_S, 's')}")
+    print(f"\nanalyze on a tiny history ({TINY_OPS} ops): wall {r.wall:.3f} s, CPU {r.cpu:.3f} s, "
+          f"peak {r.peak_mb:.0f} MB, {VERDICT.get(r.code, r.code)}; {_against(r.wall, TINY_S, 's')}")
     print(f"  imported of {', '.join(FORBIDDEN)}: {', '.join(heavy) or 'none'}"
           + (f" (pulled in by `import {culprit}`)" if culprit else ""))
 

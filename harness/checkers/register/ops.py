@@ -114,12 +114,8 @@ def prune_unobserved(ops: list[RegOp]) -> tuple[list[RegOp], list[RegOp]]:
 
 def values_unique(key_ops: KeyOps) -> bool:
     """True when every write/cas (including failed ones) writes a distinct, non-null value."""
-    seen = set()
-    for v in key_ops.all_written:
-        if v is None or v in seen:
-            return False
-        seen.add(v)
-    return True
+    written = key_ops.all_written
+    return None not in written and len(set(written)) == len(written)
 
 
 def zxid_of(r: RegOp) -> int | None:

@@ -212,19 +212,22 @@ def _check_block(chain, writers, succ, observers, report, bad) -> None:
             return
 
 
-def _observations(chains, writers, succ, observers, bad):
+def _observations(chains, writers, succ, observers, bad) -> list[tuple]:
     """(op, version) for every op that saw or wrote a version, skipping ops already reported."""
+    out = []
+    add = out.append
     for chain in chains:
         for v in chain:
             w = writers[v]
             if w is not None and id(w) not in bad:
-                yield w, v
+                add((w, v))
             for r in observers.get(v, ()):
                 if id(r) not in bad:
-                    yield r, v
+                    add((r, v))
             c = succ.get(v)
             if c is not None and id(c) not in bad and c.b in writers:
-                yield c, v
+                add((c, v))
+    return out
 
 
 def _certainly_before(y: Any, x: Any, writers: dict, where: dict) -> bool:
@@ -243,7 +246,7 @@ def _certainly_before(y: Any, x: Any, writers: dict, where: dict) -> bool:
 
 
 def _interval_rule(chains, writers, succ, observers, report, bad, where) -> None:
-    obs = list(_observations(chains, writers, succ, observers, bad))
+    obs = _observations(chains, writers, succ, observers, bad)
     first_done: dict[Any, float] = {}  # version -> earliest completion of an op that saw it
     for r, v in obs:
         done, ret = first_done.get(v, INF), r.ret
