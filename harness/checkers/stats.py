@@ -1,6 +1,6 @@
 """Latency, rate and outcome statistics, as a checker that is always valid (composed with the
 workload's checker, like Jepsen's perf and stats checkers). Plain Python, so checking a history
-never waits for pandas; the report draws its plots with pandas and matplotlib later."""
+never waits for pandas; the report aggregates with pandas later, when it is drawn."""
 
 from __future__ import annotations
 

@@ -26,10 +26,9 @@ listed before the stale reads ZooKeeper's model allows (those are listed too, ma
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any, Iterable, Mapping
 
-from ..core import merge
+from ..core import merge, summarise
 from ..history import HistoryError, pair_ops, paused_gc
 from .findings import CLASSIFICATION, finding_dict
 from .linearizable import analyse_key, verdict_dict
@@ -161,16 +160,6 @@ def _combine(keys: dict[Any, dict], consistency: str) -> dict:
     out["keys"] = keys
     out["consistency"] = consistency
     return out
-
-
-
-
-def summarise(anomalies: Iterable[Mapping]) -> list[dict]:
-    """How many anomalies of each kind, by what they prove; violations before what is allowed."""
-    counts = Counter((a.get("zookeeper") == "allowed", a.get("classification") or CLASSIFICATION.get(a["type"], a["type"]))
-                     for a in anomalies)
-    return [{"classification": what, "count": n, "zookeeper": "allowed" if allowed else "violation"}
-            for (allowed, what), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))]
 
 
 def missing_final_reads(history: Iterable[Mapping]) -> list[Any]:
