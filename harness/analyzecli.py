@@ -18,12 +18,12 @@ from .exits import HarnessCommand, exit_code
 @click.option("--no-report", is_flag=True, help="Only results.json and the terminal summary (no report.html).")
 def analyze_command(store_dir: str, consistency: str | None, no_report: bool) -> None:
     """Re-check a stored history (test.json + history.jsonl) and rewrite results.json."""
-    from rich.console import Console
+    from reports.terminal import make_console
 
     from .analysis import analyze_store
 
     try:
-        results = analyze_store(Path(store_dir), Console(), consistency, report=not no_report)
+        results = analyze_store(Path(store_dir), make_console(), consistency, report=not no_report)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # noqa: BLE001 - one line, exit 3, never a traceback

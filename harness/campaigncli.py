@@ -52,7 +52,7 @@ def _setting(text: str) -> tuple[str, Any]:
 def test_all_command(campaign: Path | None, workload_list: str | None, nemeses: str | None, dbs: str,
                      test_count: int, settings: tuple[str, ...], junit: Path | None, store: Path) -> None:
     """Run a campaign of tests: workloads x nemesis mixes x DBs, or a campaign file."""
-    from rich.console import Console
+    from reports.terminal import make_console
 
     overrides = dict(_setting(s) for s in settings)
     planner = Planner(test_command)
@@ -67,7 +67,7 @@ def test_all_command(campaign: Path | None, workload_list: str | None, nemeses: 
         prepared = [_prepare(t, store) for t in tests]  # every test checked before the first starts
     except (CampaignError, click.BadParameter, nemesis.NemesisError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    console = Console()
+    console = make_console()
     outcomes = _run_all(console, prepared, store)
     _summary(console, outcomes)
     if junit is not None:

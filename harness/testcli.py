@@ -113,9 +113,9 @@ def _targets(ctx, param, value: str | None) -> list[str] | None:
 def test_command(**kw) -> None:
     """Run a workload against an ensemble while faults are injected, then check the history."""
     opts = options_from(kw)
-    from rich.console import Console
+    from reports.terminal import make_console
 
-    console = Console()
+    console = make_console()
     try:
         run = TestRun(opts, console)
     except (nemesis.NemesisError, ValueError) as e:

@@ -11,6 +11,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 VERDICT_STYLE = {True: "bold green", False: "bold red", "unknown": "bold yellow"}
+LOG_WIDTH = 160  # when the output is a file or a CI log: wide enough that tables do not wrap
+
+
+def make_console() -> Console:
+    """The terminal's own width on a terminal; a wide one for logs, where wrapping only hurts."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=LOG_WIDTH)
 
 
 def follow_progress(run, time_limit: float) -> None:
