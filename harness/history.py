@@ -110,26 +110,48 @@ _BATCH = 20_000  # lines per call to the decoder
 
 
 def _parse_batches(path: Path) -> list[Any] | None:
-    """The lines as JSON arrays of a few thousand, one call to the decoder each: faster than a call
-    per line, and field names are shared between the records of a batch instead of repeated in
-    each; only one batch of text is held at a time. None when the file is not plainly one value per
-    line (blank lines, bad JSON, ...). A value spanning lines is caught by the count: it would need
-    a line with two values to make up for it, and such lines are refused too."""
+    """The lines in batches of a few thousand, each batch one JSON array for one call to the
+    decoder: faster than a call per line, and field names are shared between the records of a
+    batch instead of repeated in each; only one batch of text is held at a time. A batch that is
+    not plainly one value per line (a blank line, a line with two values, bad JSON) is decoded
+    line by line. None when some line is not a record: the caller then names it."""
     records: list[Any] = []
     shared = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}
     with open(path) as f:
         while lines := list(islice(f, _BATCH)):
-            text = "[" + ",".join(lines) + "]"  # the lines keep their newlines: JSON whitespace
-            if _TWO_ON_ONE_LINE.search(text):
-                return None
-            try:
-                batch = json.loads(text)
-            except ValueError:
-                return None
-            if len(batch) != len(lines) or not _complete(batch, shared):
+            batch = _as_array(lines)
+            if batch is None:
+                batch = _each(lines)
+            if batch is None or not _complete(batch, shared):
                 return None
             records += batch
     return records
+
+
+def _as_array(lines: list[str]) -> list[Any] | None:
+    """The lines decoded as one array, or None. A value spanning lines is caught by the count: it
+    would need a line with two values to make up for it, and such lines are refused."""
+    text = "[" + ",".join(lines) + "]"  # the lines keep their newlines: JSON whitespace
+    if _TWO_ON_ONE_LINE.search(text):
+        return None
+    try:
+        batch = json.loads(text)
+    except ValueError:
+        return None
+    return batch if len(batch) == len(lines) else None
+
+
+def _each(lines: list[str]) -> list[Any] | None:
+    """The non-blank lines decoded one by one, as _read_lines does; None at a line that is not JSON."""
+    out = []
+    for line in lines:
+        line = line.strip()
+        if line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                return None
+    return out
 
 
 def _complete(records: list[Any], shared: dict[str, str]) -> bool:
