@@ -360,8 +360,8 @@ def row(cells: Iterable[str], widths: list[int]) -> str:
 
 
 HEADER = ["workload", "ops", "records", "file MB", "wall s", "CPU s", "peak MB", "verdict",
-          "read-only wall s", "CPU s", "wall/read-only", "vs targets"]
-WIDTHS = [10, 9, 9, 8, 7, 7, 8, 8, 16, 6, 14, 40]
+          "read-only wall s", "CPU s", "peak MB", "wall/read-only", "vs targets"]
+WIDTHS = [10, 9, 9, 8, 7, 7, 8, 8, 16, 6, 8, 14, 40]
 
 
 def measure_sizes(workloads: list[str], sizes: list[int], repeat: int, seed: int, tmp: Path) -> None:
@@ -375,10 +375,11 @@ def measure_sizes(workloads: list[str], sizes: list[int], repeat: int, seed: int
                 records = sum(1 for _ in f)
             floor = median_run([sys.executable, "-c", READ_ONLY, str(history)], repeat)
             checked = median_run(analyze_argv(store), repeat)
-            print(row([workload, n_ops, records, f"{history.stat().st_size / 2**20:.0f}", f"{checked.wall:.2f}",
-                       f"{checked.cpu:.2f}", f"{checked.peak_mb:.0f}", VERDICT.get(checked.code, checked.code),
-                       f"{floor.wall:.2f}", f"{floor.cpu:.2f}", f"{checked.wall / floor.wall:.1f}x",
-                       targets(workload, n_ops, checked)], WIDTHS), flush=True)
+            cells = [workload, n_ops, records, f"{history.stat().st_size / 2**20:.0f}", f"{checked.wall:.2f}",
+                     f"{checked.cpu:.2f}", f"{checked.peak_mb:.0f}", VERDICT.get(checked.code, checked.code),
+                     f"{floor.wall:.2f}", f"{floor.cpu:.2f}", f"{floor.peak_mb:.0f}",
+                     f"{checked.wall / floor.wall:.1f}x", targets(workload, n_ops, checked)]
+            print(row(cells, WIDTHS), flush=True)
             if checked.code == 3 or floor.code != 0:
                 print(f"    error: {((checked.err or floor.err).splitlines() or ['?'])[-1]}")
             for path in store.iterdir():
