@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     zookeeper default-jre-headless openssh-server openssh-client iptables iproute2 \
-    libfaketime faketime python3 python3-venv python3-pip procps sudo chromium
+    libfaketime faketime python3 python3-venv python3-pip procps sudo chromium fuse3
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .db import Node
 
 MIN_PYTHON = (3, 11)
+HELPER_PYTHON = (3, 9)  # mfusepy's minimum; the disk helper needs no more
 TOOLS = ("timeout", "setsid", "mktemp", "tar", "awk")
 # Where Debian (any architecture) and a source install put libfaketime (the clock nemesis).
 FAKETIME_LIBS = ("/usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 "
@@ -31,6 +32,10 @@ elif command -v sudo >/dev/null 2>&1; then echo sudo=password
 else echo sudo=missing; fi
 echo "python=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)"
 python3 -c 'import venv, ensurepip; ensurepip.version()' >/dev/null 2>&1 && echo venv=ok
+[ -c /dev/fuse ] && echo fuse_dev=ok
+[ -r /dev/fuse ] && [ -w /dev/fuse ] && echo fuse_rw=ok
+{{ command -v fusermount3 || command -v fusermount; }} >/dev/null 2>&1 && echo fusermount=ok
+echo "libfuse=$(python3 -c 'from ctypes.util import find_library as f; print(f("fuse") or f("fuse3") or "")' 2>/dev/null)"
 java -XX:-UsePerfData -version >/dev/null 2>&1 && echo java=ok
 [ -f {zk_jar} ] && echo zookeeper=installed
 command -v apt-get >/dev/null 2>&1 && echo apt=ok
@@ -54,6 +59,8 @@ class Needs:
     python: bool = False  # python3 >= 3.11 with venv (zkchaos on a remote host)
     java: bool = False  # Apache ZooKeeper
     zookeeper: bool = False  # ZooKeeper's jars on the host (Debian's package, or apt to get it)
+    helpers: bool = False  # python3 >= 3.9 for the helper programs fault families run on the node
+    fuse: bool = False  # FUSE mounts by the login user, with libfuse for python3 (lazyfs)
     root: bool = False  # passwordless sudo, or root (iptables and other faults)
     iptables: bool = False
     faketime: bool = False  # libfaketime (clock faults)
@@ -107,6 +114,7 @@ def problems(facts: Mapping[str, list[str]], needs: Needs) -> list[str]:
             found.append("python3 cannot make a venv (no ensurepip): apt-get install python3-venv")
     if needs.faketime and one.get("faketime") != "ok":
         found.append("libfaketime not found: apt-get install libfaketime")
+    found += _helper_problems(one, needs)
     if needs.java and one.get("java") != "ok":
         found.append("java not found: install a JRE (apt-get install default-jre-headless)")
     if needs.zookeeper and one.get("zookeeper") != "installed" and not (one.get("apt") == "ok" and privileged):
@@ -123,6 +131,28 @@ def problems(facts: Mapping[str, list[str]], needs: Needs) -> list[str]:
     missing = facts.get("missing", [])
     if missing:
         found.append(f"missing {', '.join(missing)}: install coreutils, util-linux, tar and awk")
+    return found
+
+
+def _helper_problems(one: Mapping[str, str], needs: Needs) -> list[str]:
+    """What the programs fault families run on the node lack: python3, FUSE."""
+    found = []
+    version = _version(one.get("python", ""))
+    if (needs.helpers or needs.fuse) and not needs.python:  # needs.python asks for more already
+        if version is None:
+            found.append("python3 not found: install python3 (>= 3.9)")
+        elif version < HELPER_PYTHON:
+            found.append(f"python3 is {one['python']}, the fault helpers need >= 3.9: install a newer python3")
+    if needs.fuse:
+        user = one.get("user", "the login user")
+        if one.get("fuse_dev") != "ok":
+            found.append("no /dev/fuse: load the fuse module (modprobe fuse), or give the container /dev/fuse")
+        elif one.get("sudo") != "root" and one.get("fuse_rw") != "ok":  # libfuse opens it before fusermount3
+            found.append(f"{user} cannot open /dev/fuse: chmod 0666 /dev/fuse (Debian's default), or log in as root")
+        if one.get("sudo") != "root" and one.get("fusermount") != "ok":
+            found.append(f"fusermount3 not found ({user} mounts with it): apt-get install fuse3")
+        if version is not None and not one.get("libfuse"):
+            found.append("python3 cannot find libfuse: apt-get install fuse3")
     return found
 
 

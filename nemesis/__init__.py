@@ -13,13 +13,16 @@ from harness.db.capabilities import missing
 from . import targets
 from .base import Family
 from .clock import ClockFamily
+from .disk import DiskFamily
+from .lazyfs import LazyfsFamily
 from .packet import PacketFamily
 from .partition import PartitionFamily
 from .process import KillFamily, PauseFamily
 from .sessions import SessionMoveFamily
 
 FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (PartitionFamily, KillFamily, PauseFamily, PacketFamily,
-                                                            SessionMoveFamily, ClockFamily)}
+                                                            SessionMoveFamily, ClockFamily, DiskFamily,
+                                                            LazyfsFamily)}
 
 
 class NemesisError(ValueError):

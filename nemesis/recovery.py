@@ -1,0 +1,120 @@
+"""How a node comes back after its data was damaged (disk) or lost (lazyfs): restarted, watched
+until it serves, exits (it refused its data) or runs out of time; and, when it refuses, re-seeded
+the way an operator would: its state wiped (myid kept) so it rejoins from the others (by SNAP, or
+by DIFF while the leader still holds the whole history). The families that damage data share
+this, so their heals mean the same thing."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from .base import Family
+
+if TYPE_CHECKING:
+    from harness.db import Node
+
+    from .base import NemesisContext
+
+RECOVERY_S = 60.0  # a restarted node has this long to serve again (a JVM, an election, a SNAP)
+SERVING = "serving"
+RESEEDED = "reseeded, "
+
+
+def await_serving(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOVERY_S) -> dict[str, str]:
+    """node name -> how its restart ended: `serving after 2.1s`, `exited` (the server refused
+    to start), or `not serving after 60s` (it runs but does not serve)."""
+    started = time.monotonic()
+    pending = {n.name: n for n in nodes}
+    outcome: dict[str, str] = {}
+    while pending:
+        elapsed = time.monotonic() - started
+        for name, node in list(pending.items()):
+            if ctx.db.mode(node) is not None:
+                outcome[name] = f"{SERVING} after {elapsed:.1f}s"
+            elif not ctx.db.is_running(node):
+                outcome[name] = "exited"
+            elif elapsed > timeout:
+                outcome[name] = f"not serving after {timeout:.0f}s"
+            else:
+                continue
+            del pending[name]
+        time.sleep(0.2)
+    return outcome
+
+
+def serving(outcome: str) -> bool:
+    return outcome.removeprefix(RESEEDED).startswith(SERVING)
+
+
+def wipe_state(node: Node, data_dir: str) -> None:
+    """Everything the server keeps in `data_dir` goes, except myid (the node's identity, which
+    the harness wrote and the server cannot recreate)."""
+    node.remote.run(f"find {shlex.quote(data_dir)} -mindepth 1 -maxdepth 1 ! -name myid -exec rm -rf {{}} +",
+                    timeout=120, sudo=False)
+
+
+def revive(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOVERY_S) -> tuple[dict[str, str], list[str]]:
+    """Start `nodes` again and wait until each serves. One that exits (it refuses its data) is
+    re-seeded at once, and only once: a node that runs without serving may be waiting for
+    those to rejoin. Returns how each came back, and the names of those that did not."""
+    for node in nodes:
+        ctx.db.start(node)
+    started = time.monotonic()
+    pending = {n.name: n for n in nodes}
+    reseeded: set[str] = set()
+    report: dict[str, str] = {}
+    while pending and time.monotonic() - started < timeout:
+        for name, node in list(pending.items()):
+            if ctx.db.mode(node) is not None:
+                how = RESEEDED if name in reseeded else ""
+                report[name] = f"{how}{SERVING} after {time.monotonic() - started:.1f}s"
+                del pending[name]
+            elif not ctx.db.is_running(node) and name not in reseeded:
+                wipe_state(node, ctx.db.data_layout(node).data_dir)
+                ctx.db.start(node)
+                reseeded.add(name)
+        time.sleep(0.2)
+    for name in pending:
+        report[name] = RESEEDED if name in reseeded else ""
+        report[name] += "exited" if not ctx.db.is_running(pending[name]) else f"not serving after {timeout:.0f}s"
+    return report, list(pending)
+
+
+class RestartFamily(Family):
+    """A family whose faults stop nodes, do something to their data and start them again; the
+    fault's window is that restart and recovery, which the heal closes (reviving the nodes
+    that did not come back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.window = False  # a fault's restart and recovery is under way until healed
+        self.unhealthy: list[str] = []  # nodes that have not served since their fault
+
+    def restart_around(self, ctx: NemesisContext, names: tuple[str, ...],
+                       act: Callable[[Node], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Kill every node named, `act` on each (what it returns is recorded), start them all,
+        and record how each came back. All are down before any is acted on: one power loss."""
+        nodes = [ctx.node(name) for name in names]
+        self.window, self.unhealthy = True, list(names)  # first: a half-done fault is still healed
+        for node in nodes:
+            ctx.db.kill(node)
+        done = {node.name: act(node) for node in nodes}
+        for node in nodes:
+            ctx.db.start(node)
+        for name, how in await_serving(ctx, nodes).items():
+            done[name]["restart"] = how
+        self.unhealthy = [name for name in names if not serving(done[name]["restart"])]
+        return done
+
+    def active(self) -> bool:
+        return self.window or bool(self.unhealthy)
+
+    def heal(self, ctx: NemesisContext) -> Any:
+        report, still_down = revive(ctx, [ctx.node(name) for name in self.unhealthy])
+        self.unhealthy = still_down
+        if still_down:
+            raise RuntimeError(f"{self.name}: {', '.join(still_down)} still not serving: {report}")
+        self.window = False
+        return report
