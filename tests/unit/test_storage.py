@@ -513,3 +513,17 @@ def test_fuzzy_snapshot_with_child_deleted_before_its_turn(tmp_path):
     restored = restore(tmp_path)
     assert restored.get("/p").stat()[10] == truth.get("/p").stat()[10] == 3  # pzxid
     assert diff_states(tree_state(restored), tree_state(truth)) == []
+
+
+def test_epoch_files_are_fsynced_even_with_force_sync_off(tmp_path, monkeypatch):
+    """forceSync=no is about the txn log; an epoch file lost to a power cut (empty) would stop
+    the server from starting at all, so it is always made durable (as ZooKeeper does)."""
+    import os
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    storage = Storage(config(tmp_path))  # force_sync=False
+    storage.write_epoch("acceptedEpoch", 7)
+    assert len(synced) == 2  # the file, then its directory (the rename)
+    assert storage.read_epoch("acceptedEpoch") == 7
