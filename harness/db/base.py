@@ -13,11 +13,13 @@ import logging
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..preflight import Needs
-from ..remote import Remote
 from ..servers import CLIENT_PORT, base_settings, server_line, server_mode, zoo_cfg
+
+if TYPE_CHECKING:
+    from ..remote import Remote
 
 log = logging.getLogger(__name__)
 
