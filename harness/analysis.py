@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .checkers.core import Checker, compose
-from .checkers.history import PairedHistory, pair_ops
+from .checkers.history import PairedHistory, pair_ops, paused_gc
 from .checkers.session import SessionChecker
 from .checkers.stats import StatsChecker
 from .history import read_history
@@ -45,7 +45,8 @@ def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: Mapping
                 teardown_problems: list[str] = ()) -> dict[str, Any]:
     if not isinstance(records, PairedHistory):
         records = PairedHistory(records)  # the checkers share one pairing of the ops
-    results = (checker or checker_for(options)).check(records, options)
+    with paused_gc():  # the checkers build many small objects and no cycles (see paused_gc)
+        results = (checker or checker_for(options)).check(records, options)
     if faults_left:
         # The final state was not the healed one: nothing the final phase saw can be trusted.
         results["faults_left"] = list(faults_left)

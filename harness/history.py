@@ -15,6 +15,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
+
 from .checkers.history import paused_gc
 
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
@@ -135,7 +137,9 @@ def _as_array(lines: list[str]) -> list[Any] | None:
     if _TWO_ON_ONE_LINE.search(text):
         return None
     try:
-        batch = json.loads(text)
+        # orjson decodes several times faster; what it refuses that the standard library takes
+        # (NaN, integers beyond 64 bits) falls back to the line-by-line decoder.
+        batch = orjson.loads(text)
     except ValueError:
         return None
     return batch if len(batch) == len(lines) else None
