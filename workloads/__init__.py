@@ -17,6 +17,9 @@ REGISTRY = {
     "bank": "workloads.bank",
     "set": "workloads.set",
     "unique-ids": "workloads.unique_ids",
+    "ephemeral": "workloads.ephemeral",
+    "lock": "workloads.lock",
+    "watch": "workloads.watch",
 }
 
 

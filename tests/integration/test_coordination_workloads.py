@@ -1,0 +1,108 @@
+"""The ephemeral, lock and watch workloads end to end: a short `zkchaos test` of each, on both
+DBs, on a local namespace cluster under partitions and kills; and `zkchaos analyze` rejecting a
+history that breaks each checker's guarantee. Apache ZooKeeper is the control: it passes all three."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_apache_zookeeper, require_netns
+from workloads.watch import ROOT, key_path
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+WORKLOADS = ["ephemeral", "lock", "watch"]
+
+
+def zkchaos(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO)
+
+
+def _what_was_checked(workload: str, checked: dict) -> None:
+    """Each checker judged a real amount of work, final phase included."""
+    if workload == "ephemeral":
+        assert checked["ephemerals"]["acknowledged"] > 30 and checked["sessions"]["closed"] > 10
+        assert checked["final_reads"] == 3 and checked["ephemerals"]["life_proven"] > 30
+    elif workload == "lock":
+        assert checked["holds"] > 10 and checked["final_inspections"] == 3
+        assert checked["fences"]["listed"] >= checked["fences"]["written"] > 10
+        assert checked["acquire_latency_ms"]["count"] == checked["acquires"]["ok"]
+    else:
+        assert checked["watchers"] == 4 and checked["expected"] > 50 and checked["events"] >= checked["expected"]
+
+
+@pytest.mark.parametrize("db", ["zkchaos", "zookeeper"])
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_a_short_run_under_faults_is_valid(tmp_path: Path, workload: str, db: str) -> None:
+    require_netns()
+    if db == "zookeeper":
+        require_apache_zookeeper()
+    store = tmp_path / "store"
+    done = zkchaos(
+        "test", "--workload", workload, "--db", db, "--nemesis", "partition,kill", "--time-limit", "10",
+        "--nemesis-interval", "3", "--local-nodes", "3", "--concurrency", "5", "--rate", "40", "--seed", "3",
+        "--store", str(store), "--local-prefix", "zkw", "--local-subnet", "10.66.63.0/24",
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    run = (store / "latest").resolve()
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"] is True and results[workload]["valid"] is True, results["explanation"]
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert any(r["process"] == "nemesis" and r["f"] in ("kill", "rolling-restart", "start-partition")
+               for r in history), "no fault was injected"
+    _what_was_checked(workload, results[workload])
+
+
+def _write_run(run: Path, workload: str, records: list[dict]) -> Path:
+    run.mkdir()
+    (run / "test.json").write_text(json.dumps({"workload": workload, "consistency": "zookeeper", "name": "broken"}))
+    (run / "history.jsonl").write_text("".join(json.dumps(dict(r, index=i, time_ns=i * 1000)) + "\n"
+                                               for i, r in enumerate(records)))
+    return run
+
+
+def _op(process: int, f: str, value: dict, result: dict, session: str, zxid: int | None = None,
+        final: bool = False) -> list[dict]:
+    base = {"process": process, "node": "n1", "f": f, "error": None, "session": session}
+    marks = {"final": True} if final else {}
+    return [dict(base, type="invoke", value=value, zxid=None, **marks),
+            dict(base, type="ok", value={**value, **result}, zxid=zxid, **marks)]
+
+
+# Session 0xa's ephemeral is still listed after its close was acknowledged.
+SURVIVOR = (_op(0, "create", {"name": "e-1"}, {"owner": "0xa", "czxid": 5}, "0xa", 5)
+            + _op(0, "close", {}, {"session": "0xa", "zxid": 6}, "0xa")
+            + _op(1000, "read", {"final": True}, {"names": ["e-1"]}, "0xf", 7, final=True))
+# B's acquire returns while A's lock node (ahead of B's) provably exists: A fences after it.
+TWO_HOLDERS = (_op(0, "acquire", {}, {"node": "a__lock__0000000001", "seq": 1, "czxid": 5, "owner": "0xa"}, "0xa")
+               + _op(1, "acquire", {}, {"node": "b__lock__0000000002", "seq": 2, "czxid": 6, "owner": "0xb"}, "0xb")
+               + _op(0, "fence", {"token": 5, "process": 0, "node": "a__lock__0000000001"},
+                     {"name": "5-0", "fence_czxid": 7}, "0xa", 7)
+               + _op(0, "release", {"node": "a__lock__0000000001"}, {}, "0xa", 8))
+# The recursive watch was set at zxid 5, the key created at 6; a reply at 6 came, the notification never.
+MISSED = (_op(1, "events", {"role": "recursive"}, {"role": "recursive", "watcher": "w", "journal": [
+              {"kind": "watch", "mode": "recursive", "path": ROOT, "zxid": 5, "seq": 1, "conn": 0}]}, "0xw")
+          + _op(0, "create", {"key": 0}, {"czxid": 6}, "0x0", 6)
+          + _op(1, "events", {"role": "recursive"}, {"role": "recursive", "watcher": "w", "journal": [
+              {"kind": "read", "path": key_path(0), "zxid": 6, "exists": True, "mzxid": 6, "seq": 2, "conn": 0}]},
+                "0xw"))
+
+
+@pytest.mark.parametrize("workload, records, anomaly", [("ephemeral", SURVIVOR, "survived-close"),
+                                                         ("lock", TWO_HOLDERS, "overlap"),
+                                                         ("watch", MISSED, "missed-event")],
+                         ids=["ephemeral-survivor", "lock-two-holders", "watch-missed"])
+def test_analyze_rejects_a_broken_history(tmp_path: Path, workload: str, records: list[dict], anomaly: str) -> None:
+    run = _write_run(tmp_path / "run", workload, records)
+    done = zkchaos("analyze", str(run), timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"] is False
+    assert [a["type"] for a in results[workload]["anomalies"] if a["zookeeper"] == "violation"] == [anomaly]
