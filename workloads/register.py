@@ -2,7 +2,8 @@
 
 Ops (history values):
   read  {"key": k, "value": v, "version": n, "mzxid": z}   v, n, z are null on the invocation,
-                                                           and on an ok read of a missing key
+                                                           and on an ok read of a missing key;
+                                                           "sync": true when a sync precedes it
   write {"key": k, "value": v, "version": n, "mzxid": z}   setData, or create for a new key
   cas   {"key": k, "from": a, "to": b, "version": n, "mzxid": z}   read, then setData at the read version
 The completion adds the Stat the server returned (version, mzxid), so every acknowledged write
@@ -36,15 +37,14 @@ ROOT = "/zkchaos/register"
 class RegisterClient(ZkClient):
     def __init__(self, options: Options) -> None:
         super().__init__(options)
-        self.sync_reads = options.get("read_mode", "plain") == "sync"
         self.ops = {"read": self.read, "write": self.write, "cas": self.cas}
 
     def prepare(self) -> None:
         self.zk.ensure_path(ROOT)
 
     def read(self, value: dict) -> Completion:
-        key, path = value["key"], f"{ROOT}/{value['key']}"
-        if self.sync_reads or value.get("final"):
+        path = f"{ROOT}/{value['key']}"
+        if value.get("sync"):
             self.wait(self.zk.sync_async(path))
         try:
             data, stat = self.wait(self.zk.get_async(path))
@@ -85,8 +85,10 @@ class RegisterGenerator:
     repeat; a cas expects what its process last read or wrote of the key (a process that has
     seen nothing of a key reads it first)."""
 
-    def __init__(self, keys: int, rng: random.Random, mix: tuple[float, float, float] = (0.5, 0.3, 0.2)) -> None:
+    def __init__(self, keys: int, rng: random.Random, mix: tuple[float, float, float] = (0.5, 0.3, 0.2),
+                 sync_reads: bool = False) -> None:
         self.keys = keys
+        self.read_op = {"value": None, "sync": True} if sync_reads else {"value": None}
         self.rng = rng
         self.mix = mix
         self.counters = {k: itertools.count(1) for k in range(keys)}
@@ -99,7 +101,7 @@ class RegisterGenerator:
             r = self.rng.random()
             known = (process, key) in self.seen
             if r < self.mix[0] or (r >= self.mix[0] + self.mix[1] and not known):
-                return "read", {"key": key, "value": None}
+                return "read", {"key": key, **self.read_op}
             value = next(self.counters[key])
             if r < self.mix[0] + self.mix[1]:
                 return "write", {"key": key, "value": value}
@@ -119,14 +121,16 @@ class RegisterGenerator:
 
 def _final_reads(options: Options, node: Any) -> Once:
     """After healing: every key read, after a sync, through every node."""
-    return Once([("read", {"key": k, "value": None, "final": True}) for k in range(int(options.get("keys", 5)))])
+    return Once([("read", {"key": k, "value": None, "final": True, "sync": True})
+                 for k in range(int(options.get("keys", 5)))])
 
 
 WORKLOAD = Workload(
     name="register",
     description="read, write and cas on independent keys; linearizable writes, ZooKeeper-consistent reads",
     client=RegisterClient,
-    generator=lambda options, rng: RegisterGenerator(int(options.get("keys", 5)), rng),
+    generator=lambda options, rng: RegisterGenerator(int(options.get("keys", 5)), rng,
+                                                     sync_reads=options.get("read_mode") == "sync"),
     checker=lambda options: RegisterChecker(options.get("consistency", "zookeeper"),
                                             float(options.get("check_time_limit") or 60.0)),
     final_generator=_final_reads,

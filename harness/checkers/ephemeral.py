@@ -44,9 +44,8 @@ from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES, History
+from .core import History, judge
 from .history import INF, HistoryError, Op, op_record, pair_ops, paused_gc
-from .register.checker import summarise
 
 ALLOWED, VIOLATION = "allowed", "violation"
 
@@ -300,27 +299,16 @@ def _stale_misses(ephemerals: dict[str, Ephemeral], reads: list[Read], findings:
 
 def _result(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], reads: list[Read],
             anomalies: list[dict], consistency: str) -> dict[str, Any]:
-    counts = [a for a in anomalies if a["zookeeper"] == VIOLATION or consistency == "linearizable"]
-    anomalies.sort(key=lambda a: (a not in counts, a["op"]["invoke_index"]))
     finals = sum(1 for r in reads if r.final)
-    if counts:
-        valid, explanation = False, f"{counts[0]['explanation']} (anomalies: {len(counts)})"
-    elif not finals:
-        valid, explanation = "unknown", "no final read: an ephemeral outliving its session cannot be ruled out"
-    else:
-        allowed = sum(a["count"] for a in anomalies)
-        valid = True
-        explanation = (f"{sum(1 for e in ephemerals.values() if e.czxid is not None)} acknowledged ephemerals "
-                       "lived exactly as long as their sessions" + (f"; {allowed} stale reads, allowed by ZooKeeper"
-                                                                    if allowed else ""))
+    allowed = sum(a["count"] for a in anomalies)
+    acknowledged = sum(1 for e in ephemerals.values() if e.czxid is not None)
+    out = judge(anomalies, consistency,
+                None if finals else "no final read: an ephemeral outliving its session cannot be ruled out",
+                f"{acknowledged} acknowledged ephemerals lived exactly as long as their sessions"
+                + (f"; {allowed} stale reads, allowed by ZooKeeper" if allowed else ""))
     owners = {e.owner for e in ephemerals.values() if e.owner is not None}
     return {
-        "valid": valid,
-        "explanation": explanation,
-        "consistency": consistency,
-        "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
-        "anomaly_count": len(anomalies),
-        "summary": summarise(anomalies),
+        **out,
         "ephemerals": {
             "attempted": sum(1 for e in ephemerals.values() if e.creates),
             "acknowledged": sum(1 for e in ephemerals.values() if e.czxid is not None),

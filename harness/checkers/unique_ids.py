@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES, History, summarise
+from .core import History, judge
 from .history import HistoryError, Op, op_record, pair_ops, paused_gc
 
 VIOLATION = "violation"
@@ -90,16 +90,11 @@ def _judge(ops: list[Op], acked: list[Create], listings: list[Listing], consiste
     recovered, unexpected = _account(unclaimed, sorted(floors), listings)
     anomalies = (_duplicates(acked, unclaimed) + _one_per_create(_zxid_order(acked) + out_of_time_order)
                  + _lost(acked, listings) + unexpected)
-    anomalies.sort(key=lambda a: a["op"]["invoke_index"])
-    valid, explanation = _verdict(anomalies, len(listings), len(acked))
+    out = judge(anomalies, consistency, None if listings else "no final listing: a lost create cannot be ruled out",
+                f"all {len(acked)} acknowledged creates got their own number, in order, and survived")
     seqs = {c.seq for c in acked} | {s for s in map(sequence_number, nodes) if s is not None}
     return {
-        "valid": valid,
-        "explanation": explanation,
-        "consistency": consistency,
-        "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
-        "anomaly_count": len(anomalies),
-        "summary": summarise(anomalies),
+        **out,
         "creates": {"attempted": len(creates), "acknowledged": len(acked),
                     "failed": sum(op.type == "fail" for op in creates), "indeterminate": len(pending),
                     "recovered": recovered, "unresolved": len(pending) - recovered},
@@ -259,14 +254,6 @@ def _gaps(seqs: set[int]) -> dict[str, Any]:
 def _anomaly(kind: str, c: Create, others: list[Create], explanation: str) -> dict:
     return {"type": kind, "name": c.name, "seq": c.seq, "explanation": explanation, "zookeeper": VIOLATION,
             "classification": CLASSIFICATION[kind], "op": op_record(c.op), "others": [op_record(o.op) for o in others]}
-
-
-def _verdict(anomalies: list[dict], listings: int, acked: int) -> tuple[bool | str, str]:
-    if anomalies:
-        return False, f"{anomalies[0]['explanation']} (anomalies: {len(anomalies)})"
-    if listings == 0:
-        return "unknown", "no final listing: a lost create cannot be ruled out"
-    return True, f"all {acked} acknowledged creates got their own number, in order, and survived"
 
 
 class UniqueIdsChecker:

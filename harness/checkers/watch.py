@@ -42,9 +42,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from .core import MAX_REPORTED_ANOMALIES, History
+from .core import History, judge
 from .history import HistoryError, Op, op_record, pair_ops, paused_gc
-from .register.checker import summarise
 
 VIOLATION = "violation"
 WRITES = ("create", "set", "delete")
@@ -319,19 +318,11 @@ def _result(connections: list[Connection], streams: dict[str, list[Notification]
             anomalies: list[dict], tally: dict[str, int]) -> dict[str, Any]:
     watches = sum(len(c.watches) for c in connections)
     events = sum(len(c.events) for c in connections)
-    if anomalies:
-        valid, explanation = False, f"{anomalies[0]['explanation']} (violations: {len(anomalies)})"
-    elif not watches:
-        valid, explanation = "unknown", "no watch was set: nothing to check"
-    else:
-        valid, explanation = True, (f"{events} notifications on {len(connections)} connections: every one of the "
-                                    f"{tally['expected']} due came, in order, before any reply showing its change")
+    out = judge(anomalies, "zookeeper", None if watches else "no watch was set: nothing to check",
+                f"{events} notifications on {len(connections)} connections: every one of the "
+                f"{tally['expected']} due came, in order, before any reply showing its change")
     return {
-        "valid": valid,
-        "explanation": explanation,
-        "anomalies": anomalies[:MAX_REPORTED_ANOMALIES],
-        "anomaly_count": len(anomalies),
-        "summary": summarise(anomalies),
+        **out,
         "watchers": len({c.watcher for c in connections}),
         "connections": len(connections),
         "disconnections": sum(1 for c in connections if c.dropped),

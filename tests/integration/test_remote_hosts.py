@@ -131,7 +131,7 @@ def test_zkchaos_installs_offline_and_runs_past_what_others_left(hosts, remotes,
     run = (tmp_path / "store" / "latest").resolve()
     assert json.loads((run / "results.json").read_text())["valid"] is True
     log = (run / "harness.log").read_text()
-    assert f"stopped pid" in log and f"removed {stale}" in log
+    assert "stopped pid" in log and f"removed {stale}" in log
     assert "no SFTP subsystem" in log  # n2 got its files over the exec channel
     # Each server ran from its own venv in the run directory, as the login user.
     zoo_cfg = (run / "nodes" / hosts.address(1) / "zoo.cfg").read_text()

@@ -14,7 +14,7 @@ from harness.db import Node
 from harness.history import HistoryRecorder
 from nemesis import targets
 from nemesis.base import Family, Fault, NemesisContext
-from nemesis.partition import PartitionFamily, grudge_for
+from nemesis.partition import grudge_for
 from nemesis.schedule import Schedule
 
 
