@@ -12,14 +12,12 @@ from typing import Iterator
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from harness.cluster import LocalCluster
 from harness.db import Node, ServerDB, make_db
-from harness.remote import connect_all
-from harness.workspace import Workspace
 from nemesis import clock_node
 from nemesis.base import Fault, NemesisContext
 from nemesis.clock import ClockFamily, fakes_monotonic
-from tests.conftest import require_apache_zookeeper, require_netns
+from tests.conftest import require_apache_zookeeper
+from tests.netns import namespace_nodes, running
 
 pytestmark = pytest.mark.integration
 
@@ -56,39 +54,19 @@ class Ensemble:
 
 @pytest.fixture(scope="module", params=["zkchaos", "zookeeper"])
 def ensemble(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
-    require_netns()
     if request.param == "zookeeper":
         require_apache_zookeeper()
-    cluster = LocalCluster(tmp_path_factory.mktemp("clock-cluster"), prefix=PREFIX, subnet=SUBNET)
-    specs = cluster.up(3)
-    remotes = connect_all(specs)
-    nodes = [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
     db = make_db(request.param, tick_time=200)
     family = ClockFamily()
-    ctx = NemesisContext(nodes, db, random.Random(5), {"clock_monotonic": "mixed", "clock_max_offset": 60.0})
-    workspace = Workspace()
-    try:
-        for n in nodes:
-            workspace.create(n)
-        family.setup(ctx)  # before the servers start: they start under libfaketime
-        for n in nodes:
-            db.setup(n, nodes)
-            db.start(n)
-        db.wait_ready(nodes, timeout=60)
-        yield Ensemble(nodes, db, family, ctx)
-    finally:
-        try:
-            family.teardown(ctx)
-            for n in nodes:
-                assert not clock_node.loop_running(n)
-        finally:
-            for n in nodes:
-                try:
-                    db.teardown(n)
-                    workspace.remove(n)
-                finally:
-                    n.remote.close()
-            cluster.down()
+    with namespace_nodes(tmp_path_factory.mktemp("clock-cluster"), PREFIX, SUBNET) as nodes:
+        ctx = NemesisContext(nodes, db, random.Random(5), {"clock_monotonic": "mixed", "clock_max_offset": 60.0})
+        # The family's setup runs before the servers start: they start under libfaketime.
+        with running(nodes, db, before_start=lambda: family.setup(ctx)):
+            try:
+                yield Ensemble(nodes, db, family, ctx)
+            finally:
+                family.teardown(ctx)
+                assert not any(clock_node.loop_running(n) for n in nodes)
 
 
 @pytest.fixture(autouse=True)

@@ -5,24 +5,17 @@ history that breaks each checker's guarantee. Apache ZooKeeper is the control: i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_apache_zookeeper, require_netns
+from tests.conftest import require_apache_zookeeper
+from tests.runs import short_run, write_run, zkchaos
 from workloads.watch import ROOT, key_path
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = ["ephemeral", "lock", "watch"]
-
-
-def zkchaos(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
 
 
 def _what_was_checked(workload: str, checked: dict) -> None:
@@ -41,31 +34,10 @@ def _what_was_checked(workload: str, checked: dict) -> None:
 @pytest.mark.parametrize("db", ["zkchaos", "zookeeper"])
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_a_short_run_under_faults_is_valid(tmp_path: Path, workload: str, db: str) -> None:
-    require_netns()
     if db == "zookeeper":
         require_apache_zookeeper()
-    store = tmp_path / "store"
-    done = zkchaos(
-        "test", "--workload", workload, "--db", db, "--nemesis", "partition,kill", "--time-limit", "10",
-        "--nemesis-interval", "3", "--local-nodes", "3", "--concurrency", "5", "--rate", "40", "--seed", "3",
-        "--store", str(store), "--local-prefix", "zkw", "--local-subnet", "10.66.63.0/24",
-    )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    run = (store / "latest").resolve()
-    results = json.loads((run / "results.json").read_text())
-    assert results["valid"] is True and results[workload]["valid"] is True, results["explanation"]
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert any(r["process"] == "nemesis" and r["f"] in ("kill", "rolling-restart", "start-partition")
-               for r in history), "no fault was injected"
+    results, _ = short_run(tmp_path / "store", workload, "zkw", "10.66.63.0/24", db=db, time_limit=10, rate=40)
     _what_was_checked(workload, results[workload])
-
-
-def _write_run(run: Path, workload: str, records: list[dict]) -> Path:
-    run.mkdir()
-    (run / "test.json").write_text(json.dumps({"workload": workload, "consistency": "zookeeper", "name": "broken"}))
-    (run / "history.jsonl").write_text("".join(json.dumps(dict(r, index=i, time_ns=i * 1000)) + "\n"
-                                               for i, r in enumerate(records)))
-    return run
 
 
 def _op(process: int, f: str, value: dict, result: dict, session: str, zxid: int | None = None,
@@ -100,7 +72,7 @@ MISSED = (_op(1, "events", {"role": "recursive"}, {"role": "recursive", "watcher
                                                          ("watch", MISSED, "missed-event")],
                          ids=["ephemeral-survivor", "lock-two-holders", "watch-missed"])
 def test_analyze_rejects_a_broken_history(tmp_path: Path, workload: str, records: list[dict], anomaly: str) -> None:
-    run = _write_run(tmp_path / "run", workload, records)
+    run = write_run(tmp_path / "run", workload, records)
     done = zkchaos("analyze", str(run), timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     results = json.loads((run / "results.json").read_text())

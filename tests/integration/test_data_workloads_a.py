@@ -4,42 +4,18 @@ namespace cluster under partitions and kills, and `zkchaos analyze` catching a b
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import nemesis
-from tests.conftest import require_netns
+from tests.runs import short_run, write_run, zkchaos
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def zkchaos(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
-
 
 @pytest.mark.parametrize("workload, extra", [("set", ["--set-mode", "children"]), ("set", ["--set-mode", "cas"]),
                                              ("unique-ids", [])], ids=["set-children", "set-cas", "unique-ids"])
 def test_a_short_run_under_faults_is_valid(tmp_path: Path, workload: str, extra: list[str]) -> None:
-    require_netns()
-    store = tmp_path / "store"
-    done = zkchaos(
-        "test", "--workload", workload, *extra, "--nemesis", "partition,kill", "--time-limit", "8",
-        "--nemesis-interval", "3", "--local-nodes", "3", "--concurrency", "5", "--rate", "50", "--seed", "3",
-        "--store", str(store), "--local-prefix", "zka", "--local-subnet", "10.66.71.0/24",
-    )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    run = (store / "latest").resolve()
-    results = json.loads((run / "results.json").read_text())
-    assert results["valid"] is True and results[workload]["valid"] is True, results["explanation"]
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    faults = {r["f"] for r in history if r["process"] == "nemesis"} & set(nemesis.fault_fs())
-    assert faults, "no fault was injected"
+    results, history = short_run(tmp_path / "store", workload, "zka", "10.66.71.0/24", *extra)
     final = [r for r in history if r.get("final") and r["type"] == "ok"]
     assert len(final) == 3, "the final phase did not read through every node"
     checked = results[workload]
@@ -48,14 +24,6 @@ def test_a_short_run_under_faults_is_valid(tmp_path: Path, workload: str, extra:
         assert checked["visibility_latency_ms"]["count"] > 0
     else:
         assert checked["final_listings"] == 3 and checked["creates"]["acknowledged"] > 50
-
-
-def _write_run(run: Path, workload: str, records: list[dict]) -> Path:
-    run.mkdir()
-    (run / "test.json").write_text(json.dumps({"workload": workload, "consistency": "zookeeper", "name": "broken"}))
-    (run / "history.jsonl").write_text("".join(json.dumps(dict(r, index=i, time_ns=i * 1000)) + "\n"
-                                               for i, r in enumerate(records)))
-    return run
 
 
 def _op(process: int, f: str, value: dict, result: dict, final: bool = False) -> list[dict]:
@@ -77,7 +45,7 @@ DUPLICATE_ID = (_op(0, "create", {"ephemeral": False}, dict(ID_0, czxid=5))
                                                          ("unique-ids", DUPLICATE_ID, "duplicate")],
                          ids=["set-lost-add", "unique-ids-duplicate"])
 def test_analyze_rejects_a_broken_history(tmp_path: Path, workload: str, records: list[dict], anomaly: str) -> None:
-    run = _write_run(tmp_path / "run", workload, records)
+    run = write_run(tmp_path / "run", workload, records)
     done = zkchaos("analyze", str(run), timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     results = json.loads((run / "results.json").read_text())

@@ -5,41 +5,20 @@ cluster with partitions and kills, bank's multiRead against Apache ZooKeeper too
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import nemesis
-from tests.conftest import require_apache_zookeeper, require_netns
+from tests.conftest import require_apache_zookeeper
+from tests.runs import short_run, zkchaos
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def zkchaos(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 def run_workload(tmp_path: Path, workload: str, db: str = "zkchaos") -> tuple[dict, list[dict]]:
     """A short run; returns results.json and the history once the run ended valid."""
-    require_netns()
-    store = tmp_path / "store"
-    done = zkchaos(
-        "test", "--workload", workload, "--db", db, "--nemesis", "partition,kill", "--time-limit", "8",
-        "--nemesis-interval", "3", "--local-nodes", "3", "--concurrency", "5", "--rate", "50", "--seed", "3",
-        "--store", str(store), "--local-prefix", "zkb", "--local-subnet", "10.66.70.0/24",
-    )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    run = (store / "latest").resolve()
-    results = json.loads((run / "results.json").read_text())
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert results["valid"] is True and results[workload]["valid"] is True, results["explanation"]
-    faults = {r["f"] for r in history if r["process"] == "nemesis"} & set(nemesis.fault_fs())
-    assert faults, "no fault was injected"
-    return results, history
+    return short_run(tmp_path / "store", workload, "zkb", "10.66.70.0/24", db=db)
 
 
 def final_ok(history: list[dict], f: str) -> list[dict]:

@@ -10,16 +10,13 @@ import uuid
 from typing import Iterator
 
 import pytest
-from kazoo.client import KazooClient
 
-from harness.cluster import LocalCluster
 from harness.db import Node, ServerDB, make_db
-from harness.remote import connect_all
-from harness.workspace import Workspace
 from nemesis import recovery
 from nemesis.base import Fault, NemesisContext
 from nemesis.disk import DiskFamily
-from tests.conftest import require_apache_zookeeper, require_netns
+from tests.conftest import require_apache_zookeeper
+from tests.netns import missing_writes, namespace_nodes, running, write_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +31,8 @@ SNAPSHOT_SKIPPED = {"zkchaos": "skipping damaged snapshot", "zookeeper": "proble
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
-    require_netns()
-    local = LocalCluster(tmp_path_factory.mktemp("disk-cluster"), prefix=PREFIX, subnet=SUBNET)
-    specs = local.up(3)
-    remotes = connect_all(specs)
-    try:
-        yield [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
-    finally:
-        for remote in remotes.values():
-            remote.close()
-        local.down()
+    with namespace_nodes(tmp_path_factory.mktemp("disk-cluster"), PREFIX, SUBNET) as nodes:
+        yield nodes
 
 
 @pytest.fixture(scope="module", params=["zkchaos", "zookeeper"])
@@ -52,44 +41,18 @@ def ensemble(request, cluster: list[Node]) -> Iterator[tuple[list[Node], ServerD
         require_apache_zookeeper()
     db = make_db(request.param, tick_time=200)
     db.settings.update(SETTINGS)
-    workspace = Workspace()
-    try:
-        for n in cluster:
-            workspace.create(n)
-            db.setup(n, cluster)
-            db.start(n)
-        db.wait_ready(cluster, timeout=60)
+    with running(cluster, db):
         yield cluster, db
-    finally:
-        for n in cluster:
-            db.teardown(n)
-            workspace.remove(n)
 
 
 def _write(nodes: list[Node], prefix: str, count: int = 60) -> dict[str, bytes]:
     """`count` acknowledged creates through the first node; path -> value."""
-    written = {f"/{prefix}-{i:03d}": f"{prefix}:{i}".encode() for i in range(count)}
-    zk = KazooClient(hosts=f"{nodes[0].address}:2181", timeout=10)
-    zk.start(timeout=30)
-    try:
-        for path, value in written.items():
-            zk.create(path, value)
-    finally:
-        zk.stop()
-        zk.close()
-    return written
+    return write_nodes(nodes[0], prefix, count)
 
 
 def _missing_on(node: Node, written: dict[str, bytes]) -> list[str]:
     """The acknowledged writes a read through `node` (after a sync) does not see."""
-    zk = KazooClient(hosts=f"{node.address}:2181", timeout=10)
-    zk.start(timeout=30)
-    try:
-        zk.sync("/")
-        return [p for p, v in written.items() if zk.exists(p) is None or zk.get(p)[0] != v]
-    finally:
-        zk.stop()
-        zk.close()
+    return sorted(missing_writes(node, written))
 
 
 def _follower(nodes: list[Node], db: ServerDB) -> Node:

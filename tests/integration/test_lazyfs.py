@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from kazoo.client import KazooClient
 
-from harness.cluster import LocalCluster
 from harness.db import Node, ServerDB, make_db
-from harness.remote import connect_all
 from harness.workspace import Workspace
 from nemesis import recovery
 from nemesis.base import Fault, NemesisContext
 from nemesis.lazyfs import LazyfsFamily
-from tests.conftest import require, require_apache_zookeeper, require_netns
+from tests.conftest import require, require_apache_zookeeper
+from tests.netns import missing_writes, namespace_nodes, write_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +46,9 @@ def fuse_unusable() -> str | None:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
-    require_netns()
     require(fuse_unusable(), "ZKCHAOS_REQUIRE_NETNS")  # CI's root machine has FUSE too
-    local = LocalCluster(tmp_path_factory.mktemp("lazyfs-cluster"), prefix=PREFIX, subnet=SUBNET)
-    specs = local.up(3)
-    remotes = connect_all(specs)
-    try:
-        yield [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
-    finally:
-        for remote in remotes.values():
-            remote.close()
-        local.down()
+    with namespace_nodes(tmp_path_factory.mktemp("lazyfs-cluster"), PREFIX, SUBNET) as created:
+        yield created
     # `zkchaos cluster down` takes a crashed run's mounts along: they lived in the nodes' own
     # mount namespaces, gone with the nodes' processes. Its directories are plain ones now.
     mounts = subprocess.run("cat /proc/[0-9]*/mounts", shell=True, capture_output=True, text=True).stdout
@@ -108,33 +98,13 @@ def lazy_ensemble(nodes: list[Node], kind: str, **settings: str) -> Iterator[tup
 
 def _write(node: Node, count: int = WRITES) -> dict[str, bytes]:
     """Acknowledged creates through `node`; path -> value."""
-    tag = uuid.uuid4().hex[:6]
-    written = {f"/lazy-{tag}-{i:03d}": f"{tag}:{i}".encode() for i in range(count)}
-    zk = KazooClient(hosts=f"{node.address}:2181", timeout=10)
-    zk.start(timeout=30)
-    try:
-        for path, value in written.items():
-            zk.create(path, value)
-    finally:
-        zk.stop()
-        zk.close()
-    return written
+    return write_nodes(node, f"lazy-{uuid.uuid4().hex[:6]}", count)
 
 
 def _missing(nodes: list[Node], db: ServerDB, written: dict[str, bytes]) -> list[str]:
     """The acknowledged writes the ensemble no longer has (read through every node)."""
     db.wait_ready(nodes, timeout=60)
-    gone: set[str] = set()
-    for node in nodes:
-        zk = KazooClient(hosts=f"{node.address}:2181", timeout=10)
-        zk.start(timeout=30)
-        try:
-            zk.sync("/")
-            gone |= {p for p, v in written.items() if zk.exists(p) is None or zk.get(p)[0] != v}
-        finally:
-            zk.stop()
-            zk.close()
-    return sorted(gone)
+    return sorted(set().union(*(missing_writes(node, written) for node in nodes)))
 
 
 def _server_log(node: Node) -> str:

@@ -11,17 +11,15 @@ from typing import Iterator
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from harness.cluster import LocalCluster
 from harness.db import Node, ServerDB, make_db
-from harness.remote import connect_all
 from harness.servers import four_letter
-from harness.workspace import Workspace
 from nemesis.base import Fault, NemesisContext
 from nemesis.iptables import dropped
 from nemesis.packet import PacketFamily
 from nemesis.partition import PartitionFamily, drops_between, grudge_for
 from nemesis.process import KillFamily, PauseFamily
-from tests.conftest import require_apache_zookeeper, require_netns
+from tests.conftest import require_apache_zookeeper
+from tests.netns import namespace_nodes, running
 
 pytestmark = pytest.mark.integration
 
@@ -31,30 +29,11 @@ REJOIN_BOUND_S = {"zkchaos": 10.0, "zookeeper": 60.0}  # ZooKeeper backs its ele
 
 @pytest.fixture(scope="module", params=["zkchaos", "zookeeper"])
 def ensemble(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Node], ServerDB]]:
-    require_netns()
     if request.param == "zookeeper":
         require_apache_zookeeper()
-    cluster = LocalCluster(tmp_path_factory.mktemp("nemesis-cluster"), prefix=PREFIX, subnet=SUBNET)
-    specs = cluster.up(3)
-    remotes = connect_all(specs)
-    nodes = [Node(s.name, s.host, remotes[s.name], local=True, id=i) for i, s in enumerate(specs, 1)]
     db = make_db(request.param, tick_time=200)
-    workspace = Workspace()
-    try:
-        for n in nodes:
-            workspace.create(n)
-            db.setup(n, nodes)
-            db.start(n)
-        db.wait_ready(nodes, timeout=60)
+    with namespace_nodes(tmp_path_factory.mktemp("nemesis-cluster"), PREFIX, SUBNET) as nodes, running(nodes, db):
         yield nodes, db
-    finally:
-        for n in nodes:
-            try:
-                db.teardown(n)
-                workspace.remove(n)
-            finally:
-                n.remote.close()
-        cluster.down()
 
 
 def _ctx(ensemble, seed: int = 3) -> NemesisContext:
