@@ -221,12 +221,15 @@ class LocalCluster:
         argv = [SSHD, "-f", "/dev/null", "-h", str(d / "ssh_host_ed25519_key"), "-E", str(d / "sshd.log")]
         for k, v in opts.items():
             argv += ["-o", f"{k}={v}"]
-        # A UTS namespace gives the node its own hostname without touching the machine's; a
-        # separate node also gets a mount namespace with its private directories bound in.
-        namespaces, prepare = ["--uts"], 'hostname "$0"'
+        # A UTS namespace gives the node its own hostname without touching the machine's, and a
+        # mount namespace its own view: a separate node's private directories bound in, or just
+        # an /etc/passwd whose root logs in to /bin/sh (see hostfs.plain_shell).
+        namespaces, prepare = ["--uts", "--mount"], 'hostname "$0"'
         if self.separate:
-            namespaces.append("--mount")
             prepare += " && " + hostfs.mount_script(self.private_root(i), d / "stage", self._quirks(i))
+        else:
+            (d / "passwd").write_text(hostfs.plain_shell(Path("/etc/passwd").read_text(), self.login))
+            prepare += f" && mount --bind {d / 'passwd'} /etc/passwd"
         try:
             sh(["ip", "netns", "exec", self.netns_name(i), "unshare", *namespaces, "--",
                 "sh", "-c", f'{prepare} && exec "$@"', f"n{i}", *argv])
