@@ -131,3 +131,22 @@ def test_bad_input_is_one_line_and_loses_nothing(tmp_path, history, test, expect
     assert expected in _raw(done)
     assert json.loads((run / "results.json").read_text()) == {"valid": True, "kept": "yes"}
     assert not (run / "report.html").exists()
+
+
+def test_a_whole_store_is_rechecked_and_a_broken_run_marked(tmp_path):
+    store = tmp_path / "store"
+    good = store / "good" / "20260101T000000"
+    good.mkdir(parents=True)
+    (good / "test.json").write_text(json.dumps({"workload": "register"}))
+    (good / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in H().op(0, "write", {"key": 1, "value": 1})
+                                                 .op(1, "read", {"key": 1, "value": None}, "ok", {"key": 1, "value": 1}).records))
+    broken = store / "broken" / "20260102T000000"
+    broken.mkdir(parents=True)
+    (broken / "history.jsonl").write_text("not json\n")
+    done = subprocess.run([sys.executable, "-m", "cli", "analyze", "--no-report", str(store)], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr  # a broken run: the harness could not check it
+    assert "good/20260101T000000" in done.stdout and "VALID" in done.stdout
+    assert "broken/20260102T000000" in done.stdout and "BROKEN" in done.stdout and "history.jsonl:1" in done.stdout
+    index = json.loads((store / "index.json").read_text())
+    assert {e["path"]: e["exit_code"] for e in index} == {"good/20260101T000000": 0, "broken/20260102T000000": 3}
