@@ -41,18 +41,12 @@ def checker_for(options: Mapping[str, Any]) -> Checker:
 
 
 def analyze_run(run_dir: RunDir, records: list[dict[str, Any]], options: Mapping[str, Any], console=None,
-                report: bool = True, checker: Checker | None = None, faults_left: list[str] = (),
+                report: bool = True, checker: Checker | None = None,
                 teardown_problems: list[str] = ()) -> dict[str, Any]:
     if not isinstance(records, PairedHistory):
         records = PairedHistory(records)  # the checkers share one pairing of the ops
     with paused_gc():  # the checkers build many small objects and no cycles (see paused_gc)
         results = (checker or checker_for(options)).check(records, options)
-    if faults_left:
-        # The final state was not the healed one: nothing the final phase saw can be trusted.
-        results["faults_left"] = list(faults_left)
-        if results["valid"] is True:
-            results["valid"] = "unknown"
-            results["explanation"] = "the run ended with a fault still in place: " + "; ".join(faults_left)
     if teardown_problems:
         results["teardown_problems"] = list(teardown_problems)
     run_dir.write_json(run_dir.results, results)

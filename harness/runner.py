@@ -390,7 +390,7 @@ class TestRun:
         from .analysis import analyze_run
 
         results = analyze_run(self.run_dir, self.history.records, self.options(), self.console,
-                              faults_left=self.faults_left, teardown_problems=self.teardown_problems)
+                              teardown_problems=self.teardown_problems)
         return exit_code(results["valid"])
 
     def _cleanup(self) -> None:

@@ -88,12 +88,16 @@ class Schedule:
                     self.heal(family)
             left = []
             for family in self.families:
+                stuck = family.active()
                 try:
                     family.teardown(self.ctx)
                 except Exception as e:  # noqa: BLE001
                     log.warning("nemesis %s teardown: %s", family.name, e)
                 if family.active():
                     left.append(f"{family.name}: {self.current.get(family.name, Fault('?')).describe()}")
+                elif stuck:  # the teardown undid what the heal could not: the history says so
+                    self._record(family.heal_f, None, lambda: {"by": "teardown"})
+                    self.current.pop(family.name, None)
             return left
 
     def describe_active(self) -> str:

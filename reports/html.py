@@ -190,7 +190,8 @@ def render(records: list[dict[str, Any]], results: dict[str, Any], options: dict
         nodes=options.get("nodes") or sorted(stats.get("nodes", {})), node_stats=stats.get("nodes", {}),
         charts=[c for c in (latency_chart(ops, windows, t_end), quantile_chart(frame, windows, t_end),
                             throughput_chart(frame, windows, t_end), clock_chart(records, windows, t_end)) if c],
-        problems=results.get("faults_left", []) + results.get("teardown_problems", []),
+        problems=[f"fault left in place: {f}" for f in stats.get("faults_left", [])]
+        + results.get("teardown_problems", []),
         css=(STATIC / "report.css").read_text(), js=(STATIC / "report.js").read_text(),
     )
 

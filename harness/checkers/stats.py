@@ -26,18 +26,40 @@ def quantile(sorted_values: list[float], q: float) -> float | None:
 def fault_windows(records: Sequence[Mapping], faults: Mapping[str, str],
                   heals: Mapping[str, str]) -> list[tuple[int, int, str]]:
     """(start_ns, end_ns, family) for every fault, from the nemesis's own records. `faults` and
-    `heals` map history fs to their family; families may overlap in time."""
+    `heals` map history fs to their family; families may overlap in time. A heal whose
+    completion carries an error did not heal: the window goes on (to the end, if no later heal
+    succeeds)."""
+    return sorted(_windows(records, faults, heals)[0])
+
+
+def faults_left(records: Sequence[Mapping], faults: Mapping[str, str], heals: Mapping[str, str]) -> list[str]:
+    """The families whose fault was still in effect when the history ended."""
+    return sorted(_windows(records, faults, heals)[1])
+
+
+def _windows(records: Sequence[Mapping], faults: Mapping[str, str],
+             heals: Mapping[str, str]) -> tuple[list[tuple[int, int, str]], set[str]]:
     windows = []
     opened: dict[str, int] = {}
+    healing: tuple[str, int] | None = None  # (family, when) of the heal awaiting its completion
     last = max(0, max(map(itemgetter("time_ns"), records), default=0))
-    for rec in [r for r in records if r.get("process") == NEMESIS and r.get("type") == "invoke"]:
+    for rec in records:
+        if rec.get("process") != NEMESIS:
+            continue
         f = rec.get("f")
-        if f in faults:
-            opened.setdefault(faults[f], rec["time_ns"])
-        elif f in heals and heals[f] in opened:
-            windows.append((opened.pop(heals[f]), rec["time_ns"], heals[f]))
+        if rec.get("type") == "invoke":
+            healing = None
+            if f in faults:
+                opened.setdefault(faults[f], rec["time_ns"])
+            elif f in heals and heals[f] in opened:
+                healing = (heals[f], rec["time_ns"])
+        elif healing is not None and f in heals:
+            family, at = healing
+            if not rec.get("error"):
+                windows.append((opened.pop(family), at, family))
+            healing = None
     windows += [(start, last, family) for family, start in opened.items()]
-    return sorted(windows)
+    return windows, set(opened)
 
 
 class StatsChecker:
@@ -46,8 +68,15 @@ class StatsChecker:
         self.heals = dict(heals or {})
 
     def check(self, history: list[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+        """Valid, unless the history ends with a fault in effect: then what the final phase saw
+        is not the healed cluster, and no verdict can be trusted ("unknown")."""
         with paused_gc():
-            return {"valid": True, **statistics(history, self.faults, self.heals)}
+            stats = statistics(history, self.faults, self.heals)
+            left = faults_left(history, self.faults, self.heals)
+        if left:
+            return {"valid": "unknown", "explanation": f"the run ended with a fault still in place ({', '.join(left)})",
+                    "faults_left": left, **stats}
+        return {"valid": True, **stats}
 
 
 def statistics(records: list[dict[str, Any]], faults: Mapping[str, str], heals: Mapping[str, str]) -> dict[str, Any]:
