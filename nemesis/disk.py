@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from harness.db import Node
 
 FAULTS = ("truncate-log", "corrupt-log", "corrupt-snapshot", "delete-snapshot", "wipe-data")
+LOG_HEADER_MAX = 16  # bytes: ZooKeeper's log file header; zkchaos's segment header is shorter
 CAPS = ("minority", "majority", "all")
 MAX_CUT = 256  # bytes: a few records of either DB's log
 MAX_FLIPS = 4
@@ -111,7 +112,7 @@ class DiskFamily(recovery.RestartFamily):
         files = _helper(node, "list", pattern)
         if not files:
             return {"skipped": f"no file matches {pattern}"}
-        newest = files[-1]
+        newest = _newest_with_data(files) if "log" in fault.f else files[-1]
         path = newest["path"]
         if fault.f == "delete-snapshot":
             node.remote.run(f"rm -f {shlex.quote(path)}", timeout=30, sudo=False)
@@ -125,6 +126,11 @@ class DiskFamily(recovery.RestartFamily):
             return {"file": path, "skipped": "no data to corrupt"}
         flips = _helper(node, "flip", path, *(f"{offset}:{mask}" for offset, mask in plan))
         return {"file": path, "data_end": newest["end"], "flipped": flips}
+
+
+def _newest_with_data(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The newest log holding records, not just the header of a segment begun at a restart."""
+    return next((f for f in reversed(files) if f.get("end", 0) > LOG_HEADER_MAX), files[-1])
 
 
 def _helper(node: Node, *args: str) -> Any:

@@ -1,7 +1,7 @@
 """The disk family's hands on a node: this file is sent to the node's python3 (>= 3.9, standard
 library only) on standard input and prints one JSON document.
 
-    python3 - list GLOB                 the files GLOB matches, by zxid, the newest with the end of its data
+    python3 - list GLOB                 the files GLOB matches, by zxid, the newest two with the end of their data
     python3 - flip PATH OFFSET:MASK...  XOR the byte at each OFFSET with MASK
     python3 - cut PATH SIZE             truncate PATH to SIZE bytes
 
@@ -47,8 +47,8 @@ def data_end(path: str) -> int:
 def listing(pattern: str) -> List[Dict[str, Any]]:
     files = sorted((zxid_of(p), p) for p in glob.glob(pattern) if zxid_of(p) is not None)
     out: List[Dict[str, Any]] = [{"path": p, "size": os.path.getsize(p)} for _, p in files]
-    if out:
-        out[-1]["end"] = data_end(out[-1]["path"])
+    for item in out[-2:]:  # a log just rolled holds only its header: the one before has the tail
+        item["end"] = data_end(item["path"])
     return out
 
 
