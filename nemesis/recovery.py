@@ -18,16 +18,21 @@ if TYPE_CHECKING:
     from .base import NemesisContext
 
 RECOVERY_S = 60.0  # a restarted node has this long to serve again (a JVM, an election, a SNAP)
+# Once some of the restarted nodes exited (they refused their data), the others likely wait for
+# them to form a quorum, which only the heal's re-seeding brings: wait this much longer, not more.
+AFTER_EXIT_S = 10.0
 SERVING = "serving"
 RESEEDED = "reseeded, "
 
 
 def await_serving(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOVERY_S) -> dict[str, str]:
     """node name -> how its restart ended: `serving after 2.1s`, `exited` (the server refused
-    to start), or `not serving after 60s` (it runs but does not serve)."""
+    to start), or `not serving after 60s` (it runs but does not serve: out of time, or soon after
+    other nodes of the group exited)."""
     started = time.monotonic()
     pending = {n.name: n for n in nodes}
     outcome: dict[str, str] = {}
+    first_exit: float | None = None
     while pending:
         elapsed = time.monotonic() - started
         for name, node in list(pending.items()):
@@ -35,8 +40,9 @@ def await_serving(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOV
                 outcome[name] = f"{SERVING} after {elapsed:.1f}s"
             elif not ctx.db.is_running(node):
                 outcome[name] = "exited"
-            elif elapsed > timeout:
-                outcome[name] = f"not serving after {timeout:.0f}s"
+                first_exit = elapsed if first_exit is None else first_exit
+            elif elapsed > timeout or (first_exit is not None and elapsed > first_exit + AFTER_EXIT_S):
+                outcome[name] = f"not serving after {elapsed:.0f}s"
             else:
                 continue
             del pending[name]
