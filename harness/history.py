@@ -15,8 +15,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable
 
-import orjson
-
 from .checkers.history import paused_gc
 
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
@@ -137,9 +135,7 @@ def _as_array(lines: list[str]) -> list[Any] | None:
     if _TWO_ON_ONE_LINE.search(text):
         return None
     try:
-        # orjson decodes several times faster; what it refuses that the standard library takes
-        # (NaN, integers beyond 64 bits) falls back to the line-by-line decoder.
-        batch = orjson.loads(text)
+        batch = json.loads(text)
     except ValueError:
         return None
     return batch if len(batch) == len(lines) else None
