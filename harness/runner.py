@@ -68,7 +68,7 @@ class TestOptions:
     concurrency: int = 10
     client_failover: str = "yes"  # sessions move to another server when theirs goes away
     rate: float = 100.0
-    nemesis_interval: tuple[float, float] = (5.0, 15.0)  # seconds between steps, drawn uniformly
+    nemesis_interval: tuple[float, float] = (5.0, 15.0)  # bounds of the gaps between faults and of their lifetimes
     nemesis_targets: list[str] | None = None
     nodes: list[str] = field(default_factory=list)
     local_nodes: int = 5

@@ -83,7 +83,7 @@ def _targets(ctx, param, value: str | None) -> list[str] | None:
               help="yes: each client's session starts on its node and fails over to the others; no: pinned.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(0.1, 100000), help="Ops per second, all workers.")
 @click.option("--nemesis-interval", default="5,15", show_default=True, callback=_interval,
-              help="Seconds between nemesis steps (a fault or a heal): SECONDS, or MIN,MAX drawn uniformly.")
+              help="Seconds between fault starts, and each fault's lifetime: SECONDS, or MIN,MAX drawn uniformly.")
 @click.option("--nodes", "nodes", multiple=True, help="SSH hosts, comma-separated (repeatable). Without: a local 5-node cluster.")
 @click.option("--nodes-file", type=click.Path(exists=True, dir_okay=False), help="One SSH host per line.")
 @click.option("--local-nodes", default=5, show_default=True, type=click.IntRange(1, 15), help="Size of the local cluster.")

@@ -155,21 +155,50 @@ class Toy(Family):
         return {}
 
 
-def run_steps(families: list[Family], steps: int, seed: int) -> list[tuple[str, Any]]:
-    history = HistoryRecorder()
-    schedule = Schedule(families, ctx(5, seed=seed), history, (1.0, 1.0))
+def drive(schedule: Schedule, steps: int) -> list[float]:
+    """Step the schedule through its next `steps` due moments on a made-up clock."""
+    schedule.begin(0.0)
+    moments = []
     for _ in range(steps):
-        schedule.step()
+        now = schedule.next_event()
+        schedule.step(now)
+        moments.append(now)
+    return moments
+
+
+def run_steps(families: list[Family], steps: int, seed: int,
+              interval: tuple[float, float] = (1.0, 1.0)) -> list[tuple[str, Any]]:
+    history = HistoryRecorder()
+    drive(Schedule(families, ctx(5, seed=seed), history, interval), steps)
     return [(r["f"], r["value"]) for r in history.records if r["type"] == "invoke"]
 
 
 def test_one_family_alternates_fault_and_heal() -> None:
     fs = [f for f, _ in run_steps([Toy("a")], 6, seed=4)]
-    assert fs == ["start-a", "stop-a"] * 3
+    assert fs[:6] == ["start-a", "stop-a"] * 3
+
+
+def test_every_fault_is_healed_within_the_interval() -> None:
+    """A fault lives for its own span (not until the schedule happens to pick its heal)."""
+    families = [Toy("a"), Toy("b"), Toy("c")]
+    history = HistoryRecorder()
+    schedule = Schedule(families, ctx(5, seed=3), history, (2.0, 5.0))
+    started: dict[str, float] = {}
+    schedule.begin(0.0)
+    for _ in range(200):
+        now = schedule.next_event()
+        before = {f.name for f in families if f.active()}
+        schedule.step(now)
+        after = {f.name for f in families if f.active()}
+        for name in after - before:
+            started[name] = now
+        for name in before - after:
+            assert 2.0 <= now - started.pop(name) <= 5.0
+    assert schedule.faults > 50
 
 
 def test_several_families_overlap() -> None:
-    fs = [f for f, _ in run_steps([Toy("a"), Toy("b"), Toy("c")], 40, seed=5)]
+    fs = [f for f, _ in run_steps([Toy("a"), Toy("b"), Toy("c")], 40, seed=5, interval=(1.0, 3.0))]
     active, most = set(), 0
     for f in fs:
         kind, name = f.split("-")
@@ -179,17 +208,16 @@ def test_several_families_overlap() -> None:
 
 
 def test_a_seed_replays_the_same_faults_and_targets() -> None:
-    one = run_steps([Toy("a"), Toy("b")], 30, seed=9)
-    assert one == run_steps([Toy("a"), Toy("b")], 30, seed=9)
-    assert one != run_steps([Toy("a"), Toy("b")], 30, seed=10)
+    one = run_steps([Toy("a"), Toy("b")], 30, seed=9, interval=(1.0, 3.0))
+    assert one == run_steps([Toy("a"), Toy("b")], 30, seed=9, interval=(1.0, 3.0))
+    assert one != run_steps([Toy("a"), Toy("b")], 30, seed=10, interval=(1.0, 3.0))
 
 
 def test_a_failed_heal_leaves_the_fault_in_effect_and_reported() -> None:
     family = Toy("a", fail_heals=5)
     history = HistoryRecorder()
     schedule = Schedule([family], ctx(3), history, (1.0, 1.0))
-    schedule.step()  # fault
-    schedule.step()  # heal fails
+    drive(schedule, 2)  # the fault, then a heal that fails
     assert family.active() and schedule.failures == ["stop-a: node unreachable"]
     assert history.records[-1]["error"] == "RuntimeError: node unreachable"
     left = schedule.teardown()
