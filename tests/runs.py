@@ -46,3 +46,12 @@ def write_run(run: Path, workload: str, records: list[dict]) -> Path:
     (run / "history.jsonl").write_text("".join(json.dumps(dict(r, index=i, time_ns=i * 1000)) + "\n"
                                                for i, r in enumerate(records)))
     return run
+
+
+def analyze_violations(run: Path, workload: str) -> list[str]:
+    """`zkchaos analyze` on a run that must be judged invalid: the violations it names."""
+    done = zkchaos("analyze", str(run), timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = json.loads((run / "results.json").read_text())
+    assert results["valid"] is False
+    return [a["type"] for a in results[workload]["anomalies"] if a["zookeeper"] == "violation"]
