@@ -212,8 +212,11 @@ def _modes_for(db: ServerDB, node: Node, seconds: float) -> set[str | None]:
 @pytest.mark.parametrize("monotonic", [True, False], ids=["monotonic", "wall-only"])
 def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, monotonic: bool) -> None:
     """Measured (tickTime 200, 4 s sessions, +12 s on the leader): on Apache ZooKeeper a faked
-    monotonic clock expires every session of the ensemble within a second (its session tracker
-    sees all deadlines passed) while the leader keeps leading; on zkchaos's server the leader
+    monotonic clock expires the session held through the leader within a second (its session
+    tracker sees the deadline passed) while the leader keeps leading; sessions held through the
+    followers survived in most runs and expired in some (their followers report them touched,
+    and a touch re-arms a session at the leader's jumped clock, a race with the tracker's next
+    pass), so only the leader's own is asserted. On zkchaos's server the leader
     instead finds its followers silent for 12 s, gives up leading, and the new leader's tracker
     starts every session afresh: none expires. A wall-clock-only bump touches neither."""
     leader = ensemble.lead(monotonic)
@@ -231,8 +234,8 @@ def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, mon
     if not monotonic:
         assert not expired and modes == {"leader"}, (lost, modes)
     elif ensemble.db.name == "zookeeper":
-        assert expired == {n.name for n in ensemble.nodes} and modes == {"leader"}, (lost, modes)
-        assert max(lost.values()) < SESSION_S, lost  # early: well before any timeout ran out
+        assert leader.name in expired and modes == {"leader"}, (lost, modes)
+        assert max(lost[name] for name in expired) < SESSION_S, lost  # early: before any timeout ran out
     else:
         assert not expired and modes != {"leader"}, (lost, modes)
 
