@@ -285,3 +285,26 @@ def test_a_node_restarted_while_cut_off_rejoins_soon_after_the_heal(ensemble):
     took = time.monotonic() - healed
     print(f"\n{db.name}: rejoined {took:.1f}s after the heal")
     assert took < REJOIN_BOUND_S[db.name], f"{db.name} took {took:.1f}s to rejoin after the partition healed"
+
+
+def test_an_ensemble_cut_apart_for_long_serves_again_soon_after_the_heal(ensemble):
+    """Every node isolated for 40 s: the election links established before keep unacknowledged
+    notifications that the kernel retransmits at doubling intervals (25 s, then 51 s after the
+    first), so a server that waits for them hears its peers up to a minute after the heal. Measured
+    on zkchaos before its election links gave up on unacknowledged data: 14 s, and 94 s after a
+    two-minute partition. ZooKeeper's election backs off up to 60 s by design: not asserted there."""
+    nodes, db = ensemble
+    if db.name == "zookeeper":
+        pytest.skip("ZooKeeper's election notification interval grows to 60 s by design")
+    family, ctx = PartitionFamily(), _ctx(ensemble)
+    family.inject(ctx, _partition("isolate", nodes, list(nodes)))
+    try:
+        assert _wait(lambda: all(db.mode(n) is None for n in nodes), 30)
+        time.sleep(40)
+    finally:
+        family.heal(ctx)
+    healed = time.monotonic()
+    assert _all_serve(db, nodes)
+    took = time.monotonic() - healed
+    print(f"\n{db.name}: serving {took:.1f}s after the heal")
+    assert took < REJOIN_BOUND_S[db.name], f"{db.name} served again only {took:.1f}s after the heal"

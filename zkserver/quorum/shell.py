@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Hashable
@@ -41,10 +42,28 @@ LEADER_DIAL_PAUSE = 0.1  # seconds between dials to the leader (ZooKeeper's defa
 # that drops packets would otherwise hold the dial for the kernel's whole SYN retry schedule
 # (minutes), and a healed peer would be heard from only at the next retransmission.
 ELECTION_CONNECT_TIMEOUT = 5.0
+# An established election link whose peer went silent (a firewall now drops its packets) would
+# hold our notifications in the send buffer, retransmitted on the kernel's doubling schedule:
+# after a two-minute partition the peer hears us a minute or more after the heal. Data left
+# unacknowledged this long closes the link instead, and the dial loop above takes over.
+ELECTION_USER_TIMEOUT_MS = int(ELECTION_CONNECT_TIMEOUT * 1000)
 
 MAX_PEER_FRAME = 1 << 30
 ELECTION_TICK_SECONDS = 0.005
 SID = struct.Struct(">q")
+
+
+def _give_up_unacknowledged(proto: FramedProtocol, ms: int) -> None:
+    """TCP_USER_TIMEOUT (Linux): the kernel closes the link when sent data stays unacknowledged
+    for `ms`. Elsewhere the option does not exist and links wait for the kernel as before."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = proto.transport.get_extra_info("socket") if proto.transport is not None else None
+    if option is None or sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, ms)
+    except OSError as e:
+        log.debug("TCP_USER_TIMEOUT not set on an election link: %s", e)
 
 
 class FramedProtocol(asyncio.Protocol):
@@ -229,6 +248,7 @@ class EnsembleServer:
                         lambda: FramedProtocol(lambda p, f: None, self._election_lost), peer.host, peer.election_port
                     ), ELECTION_CONNECT_TIMEOUT)
                     proto.peer_sid = sid
+                    _give_up_unacknowledged(proto, ELECTION_USER_TIMEOUT_MS)
                     proto.send(SID.pack(self.my_id))
                     self.election_out[sid] = proto
                     # Say where we stand right away: a new link is how a restarted peer rejoins.
