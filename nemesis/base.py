@@ -71,6 +71,9 @@ class Family:
     options: tuple[Option, ...] = ()  # its own command-line options
     target_specs: tuple[str, ...] = ()  # which target specs it draws from (see targets.py)
     needs_targets: bool = True  # False: it has faults that name no target (partition shapes)
+    # Its heal restarts nodes and waits until they serve, which other faults (a partition of
+    # every node) can prevent: the final heal undoes those first.
+    heal_needs_quorum: bool = False
 
     def __init__(self) -> None:
         self.specs: list[str] = list(self.target_specs)

@@ -21,27 +21,36 @@ RECOVERY_S = 60.0  # a restarted node has this long to serve again (a JVM, an el
 # Once some of the restarted nodes exited (they refused their data), the others likely wait for
 # them to form a quorum, which only the heal's re-seeding brings: wait this much longer, not more.
 AFTER_EXIT_S = 10.0
+# While no node of the ensemble serves at all, another fault (a partition of every node, a pause
+# of the majority) holds the quorum back and only its heal brings it: wait this long, not more.
+NO_QUORUM_S = 15.0
 SERVING = "serving"
 RESEEDED = "reseeded, "
 
 
 def await_serving(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOVERY_S) -> dict[str, str]:
     """node name -> how its restart ended: `serving after 2.1s`, `exited` (the server refused
-    to start), or `not serving after 60s` (it runs but does not serve: out of time, or soon after
-    other nodes of the group exited)."""
+    to start), or `not serving after 60s` (it runs but does not serve: out of time, soon after
+    other nodes of the group exited, or while no node of the ensemble served at all)."""
     started = time.monotonic()
     pending = {n.name: n for n in nodes}
     outcome: dict[str, str] = {}
     first_exit: float | None = None
+    any_served = started
     while pending:
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - started
+        serving_now = {n.name for n in ctx.nodes if ctx.db.mode(n) is not None}
+        if serving_now:
+            any_served = now
         for name, node in list(pending.items()):
-            if ctx.db.mode(node) is not None:
+            if name in serving_now:
                 outcome[name] = f"{SERVING} after {elapsed:.1f}s"
             elif not ctx.db.is_running(node):
                 outcome[name] = "exited"
                 first_exit = elapsed if first_exit is None else first_exit
-            elif elapsed > timeout or (first_exit is not None and elapsed > first_exit + AFTER_EXIT_S):
+            elif (elapsed > timeout or (first_exit is not None and elapsed > first_exit + AFTER_EXIT_S)
+                  or now - any_served > NO_QUORUM_S):
                 outcome[name] = f"not serving after {elapsed:.0f}s"
             else:
                 continue
@@ -62,36 +71,30 @@ def wipe_state(node: Node, data_dir: str) -> None:
 
 
 def revive(ctx: NemesisContext, nodes: list[Node], timeout: float = RECOVERY_S) -> tuple[dict[str, str], list[str]]:
-    """Start `nodes` again and wait until each serves. One that exits (it refuses its data) is
-    re-seeded at once, and only once: a node that runs without serving may be waiting for
-    those to rejoin. Returns how each came back, and the names of those that did not."""
+    """Start `nodes` again and wait until each serves. Those that exit (they refuse their data)
+    are re-seeded, once, and waited for again with the rest that did not serve yet (they may have
+    waited for those to rejoin). Returns how each came back, and the names of those that did not."""
     for node in nodes:
         ctx.db.start(node)
-    started = time.monotonic()
-    pending = {n.name: n for n in nodes}
-    reseeded: set[str] = set()
-    report: dict[str, str] = {}
-    while pending and time.monotonic() - started < timeout:
-        for name, node in list(pending.items()):
-            if ctx.db.mode(node) is not None:
-                how = RESEEDED if name in reseeded else ""
-                report[name] = f"{how}{SERVING} after {time.monotonic() - started:.1f}s"
-                del pending[name]
-            elif not ctx.db.is_running(node) and name not in reseeded:
-                wipe_state(node, ctx.db.data_layout(node).data_dir)
-                ctx.db.start(node)
-                reseeded.add(name)
-        time.sleep(0.2)
-    for name in pending:
-        report[name] = RESEEDED if name in reseeded else ""
-        report[name] += "exited" if not ctx.db.is_running(pending[name]) else f"not serving after {timeout:.0f}s"
-    return report, list(pending)
+    report = await_serving(ctx, nodes, timeout)
+    refused = [n for n in nodes if report[n.name] == "exited"]
+    if refused:
+        for node in refused:
+            wipe_state(node, ctx.db.data_layout(node).data_dir)
+            ctx.db.start(node)
+        waiting = [n for n in nodes if not serving(report[n.name])]
+        again = await_serving(ctx, waiting, timeout)
+        for node in waiting:
+            report[node.name] = (RESEEDED if node in refused else "") + again[node.name]
+    return report, [name for name, how in report.items() if not serving(how)]
 
 
 class RestartFamily(Family):
     """A family whose faults stop nodes, do something to their data and start them again; the
     fault's window is that restart and recovery, which the heal closes (reviving the nodes
     that did not come back)."""
+
+    heal_needs_quorum = True
 
     def __init__(self) -> None:
         super().__init__()

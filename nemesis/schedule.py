@@ -110,11 +110,12 @@ class Schedule:
         Returns what could not be undone (the run then ends with a fault in place)."""
         with self.lock:
             self.heal_at.clear()
-            for family in self.families:
+            order = sorted(self.families, key=lambda f: f.heal_needs_quorum)  # stable: otherwise as given
+            for family in order:
                 if family.active():
                     self.heal(family)
             left = []
-            for family in self.families:
+            for family in order:
                 stuck = family.active()
                 try:
                     family.teardown(self.ctx)

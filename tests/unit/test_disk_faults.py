@@ -119,6 +119,75 @@ def test_restart_outcomes_say_whether_the_node_serves():
     assert not recovery.serving("reseeded, exited")
 
 
+class FakeClock:
+    """recovery's `time`: sleeping moves the clock on, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RestartDB(FakeDB):
+    """Servers that run and serve from given moments of the fake clock (None: never); a node
+    given `refuses` exits at once until it is wiped."""
+
+    def __init__(self, clock: FakeClock, serves_at: dict[str, float | None], refuses: set[str] = frozenset()) -> None:
+        self.clock, self.serves_at, self.refuses = clock, serves_at, set(refuses)
+        self.wiped: list[str] = []
+
+    def mode(self, node):
+        at = self.serves_at.get(node.name)
+        return "follower" if at is not None and self.clock.now >= at and node.name not in self.refuses else None
+
+    def is_running(self, node) -> bool:
+        return node.name not in self.refuses
+
+    def start(self, node) -> None: ...
+
+    def data_layout(self, node):
+        return type("Layout", (), {"data_dir": f"/data/{node.name}"})()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(recovery, "time", fake)
+    return fake
+
+
+def test_a_restarted_node_gets_its_time_while_the_rest_of_the_ensemble_serves(clock: FakeClock):
+    c = ctx(3)
+    c.db = RestartDB(clock, {"n1": 40.0, "n2": 0.0, "n3": 0.0})
+    assert recovery.await_serving(c, [c.node("n1")]) == {"n1": "serving after 40.0s"}
+    c.db = RestartDB(clock, {"n1": None, "n2": 0.0, "n3": 0.0})
+    clock.now = 0.0
+    assert recovery.await_serving(c, [c.node("n1")]) == {"n1": "not serving after 60s"}
+
+
+def test_while_no_node_serves_a_restart_is_not_waited_for_long(clock: FakeClock):
+    """Another fault (every node cut off) holds the quorum back; only its heal brings it."""
+    c = ctx(3)
+    c.db = RestartDB(clock, {"n1": None, "n2": None, "n3": None})
+    assert recovery.await_serving(c, [c.node("n1"), c.node("n2")]) == {
+        "n1": "not serving after 15s", "n2": "not serving after 15s"}
+    assert clock.now < recovery.NO_QUORUM_S + 1
+
+
+def test_revive_reseeds_a_node_that_refuses_and_waits_for_the_others_again(clock: FakeClock, monkeypatch):
+    c = ctx(3)
+    db = c.db = RestartDB(clock, {"n1": 12.0, "n2": 12.0, "n3": None}, refuses={"n1"})
+    monkeypatch.setattr(recovery, "wipe_state", lambda node, data_dir: (db.wiped.append(data_dir),
+                                                                        db.refuses.discard(node.name)))
+    report, down = recovery.revive(c, [c.node("n1"), c.node("n2")])
+    assert db.wiped == ["/data/n1"] and down == []
+    assert report["n1"].startswith("reseeded, serving after") and recovery.serving(report["n2"])
+
+
 HOST = "user=admin\nsudo=ok\npython=3.11.2\nbase=/tmp\nbase_writable=ok\nfree_kb=10485760\n"
 FUSE_OK = "fuse_dev=ok\nfuse_rw=ok\nfusermount=ok\nlibfuse=libfuse3.so.3\n"
 

@@ -224,6 +224,17 @@ def test_a_failed_heal_leaves_the_fault_in_effect_and_reported() -> None:
     assert left == ["a: start-a n1 spec=one"] or left[0].startswith("a: start-a ")
 
 
+def test_the_final_heal_undoes_faults_that_hold_the_quorum_back_before_restarts_that_need_it() -> None:
+    restarts, cut = Toy("disk"), Toy("partition")
+    restarts.heal_needs_quorum = True
+    history = HistoryRecorder()
+    schedule = Schedule([restarts, cut], ctx(3), history, (1.0, 1.0))
+    for family in (restarts, cut):
+        schedule.start(family)
+    assert schedule.teardown() == []
+    assert [r["f"] for r in history.records if r["type"] == "invoke"][2:] == ["stop-partition", "stop-disk"]
+
+
 def test_packet_faults_use_the_options_and_never_touch_ssh() -> None:
     from nemesis.packet import PacketFamily
 
