@@ -83,6 +83,7 @@ class TestOptions:
     op_timeout: float = 5.0
     recovery_time: float = 30.0
     tick_time: int = 500
+    snap_count: int = 100
     zookeeper_path: str | None = None
     node_dir: str | None = None
     seed: int | None = None
@@ -140,6 +141,7 @@ class TestRun:
         self.remotes: dict[str, Any] = {}
         self.nodes: list[Node] = []
         self.db: ServerDB = make_db(opts.db, opts.tick_time, opts.zookeeper_path)
+        self.db.settings["snapCount"] = str(opts.snap_count)
         self.workspace = Workspace(opts.node_dir)
         self.nemeses = nemesis.make(opts.nemesis, self.db, len(opts.nodes) or opts.local_nodes, opts.nemesis_targets)
         self.teardown_problems: list[str] = []
@@ -373,7 +375,7 @@ class TestRun:
         if self.workload.final_generator is None:
             return
         process = FINAL_READ_PROCESS  # far above any worker's process id
-        for node in self.nodes:
+        for node in self.nodes * self.workload.final_rounds:
             client = self._open_client(node, time.monotonic() + max(self.opts.recovery_time, self.opts.op_timeout))
             if client is None:
                 self._say(f"[yellow]final phase: cannot reach {node.name}[/]")

@@ -101,6 +101,9 @@ def _targets(ctx, param, value: str | None) -> list[str] | None:
 @click.option("--op-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 600))
 @click.option("--recovery-time", default=30.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option("--tick-time", default=500, show_default=True, type=click.IntRange(10, 60000), help="tickTime of the servers.")
+@click.option("--snap-count", default=100, show_default=True, type=click.IntRange(2, 10**9),
+              help="snapCount of the servers: a snapshot (and a new log file) every ~N txns, so faults meet "
+                   "snapshots and log rolls in short runs (the servers' own default is 100000).")
 @click.option("--zookeeper-path", default=None, type=click.Path(exists=True),
               help="Apache ZooKeeper on this machine (a dir of jars, a release dir with lib/, or the release "
                    "tarball), uploaded to the nodes instead of using Debian's package there.")

@@ -16,6 +16,8 @@ from tests.conftest import require_apache_zookeeper, require_netns
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+SNAPSHOT_LINE = {"zkchaos": " written (", "zookeeper": "Snapshotting: 0x"}  # what each logs per snapshot
+STARTUP_SNAPSHOTS = {"zkchaos": 0, "zookeeper": 3}  # ZooKeeper snapshots its empty state on each node
 
 
 def zkchaos(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -48,8 +50,11 @@ def _assert_complete_store(store: Path, db: str) -> Path:
     assert nemesis_fs & {"start-partition", "kill"}, f"no fault was injected: {nemesis_fs}"
     clients = [r for r in history if r["process"] != "nemesis"]
     assert sum(r["type"] == "ok" for r in clients) > 200
-    for node in ("n1", "n2", "n3"):
-        assert (run / "nodes" / node / "server.log").exists()
+    logs = [(run / "nodes" / node / "server.log").read_text(errors="replace") for node in ("n1", "n2", "n3")]
+    assert all("snapCount=100\n" in (run / "nodes" / node / "zoo.cfg").read_text() for node in ("n1", "n2", "n3"))
+    # --snap-count's default of 100 makes the servers snapshot during the run, not only at start-up.
+    snapshots = sum(log.count(SNAPSHOT_LINE[db]) for log in logs)
+    assert snapshots > STARTUP_SNAPSHOTS[db], snapshots
     return run
 
 
