@@ -84,6 +84,10 @@ class Workload:
     checker: Callable[[Options], Checker]
     # After healing, one client per node runs this generator to its end (final reads, a drain).
     final_generator: Callable[[Options, Node], Generator] | None = None
+    # How many times that goes through every node, in node order. Two rounds make a replica's
+    # divergence provable whichever node it is: what the last node alone held in the first round,
+    # the first node's second read (after its sync) must hold too.
+    final_rounds: int = 1
     options: tuple[Option, ...] = field(default_factory=tuple)
 
 

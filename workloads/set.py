@@ -139,7 +139,7 @@ def _client(options: Options) -> ZkClient:
 
 
 def _final_read(options: Options, node: Any) -> Once:
-    """After healing: the whole set read after a sync, through every node."""
+    """After healing: the whole set read after a sync, through every node, twice over."""
     return Once([("read", {"elements": None, "final": True})])
 
 
@@ -150,6 +150,7 @@ WORKLOAD = Workload(
     generator=lambda options, rng: SetGenerator(rng),
     checker=lambda options: SetChecker(),
     final_generator=_final_read,
+    final_rounds=2,
     options=(
         Option("set-mode", "children", "Where the set lives: one child znode per element, or one znode's "
                "data updated by versioned setData.", choices=("children", "cas")),

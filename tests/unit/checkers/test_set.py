@@ -174,6 +174,19 @@ def test_a_read_concurrent_with_the_add_is_not_stale() -> None:
     assert result["valid"] is True and result["anomalies"] == []
 
 
+def test_an_element_only_the_last_replica_held_is_lost_in_the_second_round_of_final_reads() -> None:
+    """The final phase reads every node twice over: an element a diverged last node alone held
+    (an indeterminate add it kept) is unchecked after one round and lost after two."""
+    one_round = H().add(0, 1).add(0, 2, kind="info").read(1000, [1], final=True).read(1001, [1], final=True)
+    one_round.read(1002, [1, 2], final=True)
+    result = check_set(one_round.records, "zookeeper")
+    assert result["valid"] == "unknown" and result["elements"]["unchecked"] == 1
+    second = one_round.read(1003, [1], final=True).read(1004, [1], final=True).read(1005, [1, 2], final=True)
+    result = check_set(second.records, "zookeeper")
+    assert result["valid"] is False
+    assert only(result, "lost")["element"] == 2 and only(result, "lost")["op"]["process"] == 1003
+
+
 def test_without_final_reads_the_verdict_is_unknown() -> None:
     result = check_set(H().add(0, 1).read(1, [1]).records, "zookeeper")
     assert result["valid"] == "unknown" and "no final read" in result["explanation"]
