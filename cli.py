@@ -13,7 +13,8 @@ class LazyGroup(click.Group):
     SSH and plotting libraries that `zkchaos test` needs."""
 
     lazy = {"test": "harness.testcli:test_command", "analyze": "harness.analyzecli:analyze_command",
-            "test-all": "harness.campaigncli:test_all_command", "serve": "harness.servecli:serve_command"}
+            "test-all": "harness.campaigncli:test_all_command", "serve": "harness.servecli:serve_command",
+            "selftest": "harness.selftestcli:selftest_command"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

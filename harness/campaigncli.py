@@ -23,7 +23,7 @@ from .testcli import options_from, test_command
 VERDICT = {0: ("VALID", "green"), 1: ("INVALID", "red"), 2: ("UNKNOWN", "yellow"), 3: ("HARNESS FAILED", "magenta")}
 
 
-def _setting(text: str) -> tuple[str, Any]:
+def parse_setting(text: str) -> tuple[str, Any]:
     """KEY=VALUE; the value read as TOML when it can be (numbers, lists, booleans), else text."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -54,7 +54,7 @@ def test_all_command(campaign: Path | None, workload_list: str | None, nemeses: 
     """Run a campaign of tests: workloads x nemesis mixes x DBs, or a campaign file."""
     from reports.terminal import make_console
 
-    overrides = dict(_setting(s) for s in settings)
+    overrides = dict(parse_setting(s) for s in settings)
     planner = Planner(test_command)
     try:
         if campaign is not None:

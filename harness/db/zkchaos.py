@@ -5,6 +5,8 @@ checkout with this interpreter. On remote hosts, which may have no package index
 wheel built here is uploaded into the run's directory and installed into a virtual environment
 there with `pip --no-index --no-deps`: the server (`python -m zkserver`) needs only the standard
 library, and the venv sees the host's own packages, so uvloop is used where the host has it.
+`source` names another tree to run instead of this checkout, both ways (`zkchaos selftest`
+runs mutated copies of the server so).
 """
 
 from __future__ import annotations
@@ -31,16 +33,22 @@ SOURCES = ("pyproject.toml", "README.md", "cli.py", "zkserver", "harness", "work
 PIP_QUIET = "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1"
 
 
-def build_wheel(out: Path) -> Path:
-    """A wheel of this checkout, built without network when setuptools is recent enough here."""
-    src = out / "src"
+def copy_sources(dest: Path, root: Path = REPO) -> None:
+    """The files a wheel is built from (SOURCES) of the checkout at `root`, without caches."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in SOURCES:
-        path = REPO / name
+        path = root / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(path, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif path.exists():
-            src.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, src / name)
+            shutil.copy2(path, dest / name)
+
+
+def build_wheel(out: Path, root: Path = REPO) -> Path:
+    """A wheel of the checkout at `root` (this one, or a copy of it), built without network
+    when setuptools is recent enough here."""
+    src = out / "src"
+    copy_sources(src, root)
     argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)]
     try:
         from importlib.metadata import version
@@ -58,6 +66,7 @@ def build_wheel(out: Path) -> Path:
 @dataclass
 class ZkChaosDB(ServerDB):
     name: str = "zkchaos"
+    source: Path | None = None  # another tree to run the server from (a changed copy); None: this checkout
     _build_dir: Path | None = field(default=None, repr=False)
     _wheel: Path | None = field(default=None, repr=False)
 
@@ -65,7 +74,7 @@ class ZkChaosDB(ServerDB):
         if all(n.local for n in nodes) or self._wheel is not None:
             return
         self._build_dir = Path(tempfile.mkdtemp(prefix="zkchaos-wheel-"))
-        self._wheel = build_wheel(self._build_dir)
+        self._wheel = build_wheel(self._build_dir, self.source or REPO)
         log.info("built %s for the remote hosts", self._wheel.name)
 
     def close(self) -> None:
@@ -102,5 +111,5 @@ class ZkChaosDB(ServerDB):
     def command(self, node: Node) -> str:
         cfg = f"{node.dir}/zoo.cfg"
         if node.local:
-            return f"env PYTHONPATH={REPO} {shell_line(zkchaos_argv(sys.executable, cfg))}"
+            return f"env PYTHONPATH={self.source or REPO} {shell_line(zkchaos_argv(sys.executable, cfg))}"
         return shell_line(zkchaos_argv(f"{node.dir}/venv/bin/python", cfg))
