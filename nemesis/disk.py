@@ -109,7 +109,7 @@ class DiskFamily(recovery.RestartFamily):
             recovery.wipe_state(node, layout.data_dir)
             return {"wiped": layout.data_dir}
         pattern = layout.snapshots if "snapshot" in fault.f else layout.logs
-        files = _helper(node, "list", pattern)
+        files = list_files(node, pattern)
         if not files:
             return {"skipped": f"no file matches {pattern}"}
         newest = _newest_with_data(files) if "log" in fault.f else files[-1]
@@ -131,6 +131,11 @@ class DiskFamily(recovery.RestartFamily):
 def _newest_with_data(files: list[dict[str, Any]]) -> dict[str, Any]:
     """The newest log holding records, not just the header of a segment begun at a restart."""
     return next((f for f in reversed(files) if f.get("end", 0) > LOG_HEADER_MAX), files[-1])
+
+
+def list_files(node: Node, pattern: str) -> list[dict[str, Any]]:
+    """The node's files matching `pattern`, oldest first: path, size and where the data ends."""
+    return _helper(node, "list", pattern)
 
 
 def _helper(node: Node, *args: str) -> Any:

@@ -14,7 +14,7 @@ import pytest
 from harness.db import Node, ServerDB, make_db
 from nemesis import recovery
 from nemesis.base import Fault, NemesisContext
-from nemesis.disk import DiskFamily
+from nemesis.disk import LOG_HEADER_MAX, DiskFamily, list_files
 from tests.conftest import require_apache_zookeeper
 from tests.netns import missing_writes, namespace_nodes, running, write_nodes
 
@@ -64,11 +64,26 @@ def _server_log(node: Node) -> str:
     return node.remote.run(f"cat {node.dir}/server.log", timeout=30, sudo=False).stdout
 
 
-def _fault(ensemble, f: str, **params) -> tuple[DiskFamily, NemesisContext, Node, dict, dict]:
-    """Write, then do `f` to a follower; (family, context, victim, what was written, what was done)."""
+def _newest_log_holds_records(db: ServerDB, node: Node) -> bool:
+    """Whether the node's newest log file holds records (not only the header of a segment a
+    snapshot or a restart began): a cut there is a torn tail, a cut in an older one corruption."""
+    files = list_files(node, db.data_layout(node).logs)
+    return bool(files) and files[-1]["end"] > LOG_HEADER_MAX
+
+
+def _fault(ensemble, f: str, tail_in_newest_log: bool = False, **params) -> tuple[DiskFamily, NemesisContext, Node, dict, dict]:
+    """Write, then do `f` to a follower; (family, context, victim, what was written, what was
+    done). `tail_in_newest_log`: first write more until the follower's newest log file holds
+    records (a snapshot may just have begun a new one)."""
     nodes, db = ensemble
     written = _write(nodes, f"{f}-{uuid.uuid4().hex[:6]}")
     victim = _follower(nodes, db)
+    for _ in range(5):
+        if not tail_in_newest_log or _newest_log_holds_records(db, victim):
+            break
+        written.update(_write(nodes, f"{f}-{uuid.uuid4().hex[:6]}", count=3))
+    else:
+        raise AssertionError(f"{victim.name}'s newest log never held records")
     family, ctx = DiskFamily(), NemesisContext(nodes, db, random.Random(7))
     done = family.inject(ctx, Fault(f, (victim.name,), {"spec": "one", **params}))
     return family, ctx, victim, written, done[victim.name]
@@ -85,7 +100,7 @@ def _healed(ensemble, family: DiskFamily, ctx: NemesisContext, victim: Node, wri
 
 def test_a_cut_log_tail_is_repaired_at_start_up(ensemble):
     nodes, db = ensemble
-    family, ctx, victim, written, done = _fault(ensemble, "truncate-log", bytes=5)
+    family, ctx, victim, written, done = _fault(ensemble, "truncate-log", tail_in_newest_log=True, bytes=5)
     print(f"\n{db.name} truncate-log: {done}")
     # The cut ends inside the last record: both servers take it for a write torn by a crash.
     assert done["size_after"] == done["data_end"] - 5
