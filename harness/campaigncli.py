@@ -108,7 +108,7 @@ def _run_all(console, prepared: list[tuple[PlannedTest, TestRun]], store: Path) 
 
 
 def _outcome(test: PlannedTest, run: TestRun, code: int, took: float, store: Path) -> dict[str, Any]:
-    path = getattr(getattr(run, "run_dir", None), "path", None)
+    path = run.run_dir.path if run.run_dir is not None else None
     summary, explanation, anomalies = "", "", 0
     if path is not None and (path / "results.json").exists():
         try:

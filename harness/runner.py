@@ -154,6 +154,7 @@ class TestRun:
         self.workload_done = False
         self.interrupted = False
         self.local_lock = None
+        self.run_dir: RunDir | None = None  # made when the run starts
 
     # --- the whole run ---------------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class TestRun:
 
     def _index(self, code: int) -> None:
         """List this run, with its exit code, in store/index.json."""
-        if getattr(self, "run_dir", None) is None:
+        if self.run_dir is None:
             return
         from .storeindex import record
 
@@ -409,7 +410,7 @@ class TestRun:
             log.warning("final heal failed: %s", e)
         for line in self.faults_left:
             self._say(f"[red]fault still in place after healing:[/] {escape(line)}")
-        if getattr(self, "run_dir", None) is None:
+        if self.run_dir is None:
             return
         from .provision import collect_and_teardown
 

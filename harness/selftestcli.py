@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,13 +15,16 @@ import nemesis
 from .campaign import CampaignError, Planner, from_file
 from .campaigncli import parse_setting
 from .db.zkchaos import REPO
-from .exits import EXIT_HARNESS, HarnessCommand
+from .exits import HarnessCommand
 from .selftest import catalogue, matrix, render
 from .runner import TestRun
 from .selftest.execute import RunOutcome, execute, prepare
-from .selftest.mutant import MutantError
+from .selftest.mutant import Mutant, MutantError
 from .selftest.plan import PlannedRun, plan
 from .testcli import test_command
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 SMOKE = REPO / "campaigns" / "smoke.toml"
 
@@ -50,6 +54,8 @@ def selftest_command(names: tuple[str, ...], subset: str | None, campaign: Path,
     from reports.terminal import make_console
 
     console = make_console()
+    if subset is not None and names:
+        raise click.BadParameter("give --mutant or --subset, not both", param_hint="--subset")
     try:
         mutants = catalogue.chosen(list(names), subset)
     except KeyError as e:
@@ -69,15 +75,18 @@ def selftest_command(names: tuple[str, ...], subset: str | None, campaign: Path,
         prepared = [(p, prepare(p, store)) for p in planned]
     except (CampaignError, click.BadParameter, nemesis.NemesisError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "campaign": str(campaign),
-            "subset": subset, "runs_per_mutant": runs}
+    meta = {"started": _now(), "campaign": str(campaign), "subset": subset, "runs_per_mutant": runs}
     outcomes, interrupted = _run_all(console, prepared)
-    result = matrix.build(mutants, outcomes, {**meta, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    result = matrix.build(mutants, outcomes, {**meta, "finished": _now(), "interrupted": interrupted})
     _write(console, result, store, junit)
-    sys.exit(EXIT_HARNESS if interrupted else result["exit_code"])
+    sys.exit(result["exit_code"])
 
 
-def _run_all(console, prepared: list[tuple[PlannedRun, TestRun]]) -> tuple[list[RunOutcome], bool]:
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _run_all(console: Console, prepared: list[tuple[PlannedRun, TestRun]]) -> tuple[list[RunOutcome], bool]:
     """Every run in turn; on Ctrl-C the one running heals and tears down, the rest are skipped
     and the matrix is still written from what finished."""
     outcomes: list[RunOutcome] = []
@@ -93,7 +102,7 @@ def _run_all(console, prepared: list[tuple[PlannedRun, TestRun]]) -> tuple[list[
     return outcomes, False
 
 
-def _write(console, result: dict, store: Path, junit: Path | None) -> None:
+def _write(console: Console, result: dict[str, Any], store: Path, junit: Path | None) -> None:
     render.print_matrix(console, result)
     render.write_json(store / "selftest.json", result)
     render.write_html(store / "selftest.html", result)
@@ -105,7 +114,7 @@ def _write(console, result: dict, store: Path, junit: Path | None) -> None:
         console.print(f"JUnit XML: {junit}")
 
 
-def _list(console, mutants: list) -> None:
+def _list(console: Console, mutants: list[Mutant]) -> None:
     from rich.table import Table
 
     table = Table("mutant", "layer", "file", "campaign test", "expected anomalies", title="mutants")

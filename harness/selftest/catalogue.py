@@ -105,9 +105,10 @@ MUTANTS: tuple[Mutant, ...] = (
         name="close-answered-locally",
         layer="sessions (close)",
         description="closeSession takes the read-only shortcut in every mode: the server the client is on "
-                    "answers it and drops the connection, and nothing goes through the quorum; the client "
-                    "is told its session ended while the ensemble keeps it, and its ephemerals, until it "
-                    "expires.",
+                    "answers it, forgets the session and drops the connection, and nothing goes through the "
+                    "quorum; the client is told its session ended while the ensemble keeps it and its "
+                    "ephemerals (until the leader expires it, or, closed on the leader, until the next "
+                    "election).",
         patch=Patch("zkserver/core.py",
                     "        if self.read_only and (opcode in CLIENT_WRITES or opcode == OpCode.SYNC):\n"
                     "            if opcode == OpCode.CLOSE_SESSION:",
@@ -217,4 +218,4 @@ def chosen(names: list[str] | None = None, subset: str | None = None) -> list[Mu
         return [by_name(n) for n in SUBSETS[subset]]
     if not names or names == ["all"]:
         return list(MUTANTS)
-    return [by_name(n) for n in names]
+    return [by_name(n) for n in dict.fromkeys(names)]  # a mutant named twice runs once

@@ -9,13 +9,18 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from harness.exits import EXIT_HARNESS
 from harness.runner import TestRun
 from harness.testcli import options_from
 
 from . import verdict
+from .mutant import MutantError
 from .plan import PlannedRun
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
@@ -40,18 +45,23 @@ def prepare(planned: PlannedRun, store: Path) -> TestRun:
     return TestRun(options_from({**planned.test.params, "store": str(store), "name": planned.name}))
 
 
-def execute(planned: PlannedRun, run: TestRun, console) -> RunOutcome:
-    """Run it; KeyboardInterrupt passes through once the run has healed and torn down."""
-    tree = planned.mutant.build() if planned.mutant is not None else None
-    run.console = console
-    run.db.source = tree
+def execute(planned: PlannedRun, run: TestRun, console: Console) -> RunOutcome:
+    """Run it; KeyboardInterrupt passes through once the run has healed and torn down. A mutated
+    tree that cannot be built is an undecided outcome, not a crash of the selftest."""
     started = time.monotonic()
+    tree = None
     try:
+        tree = planned.mutant.build() if planned.mutant is not None else None
+        run.console = console
+        run.db.source = tree
         code = run.run()
+    except (OSError, MutantError) as e:
+        return RunOutcome(planned, EXIT_HARNESS, verdict.UNKNOWN, [], None, "", time.monotonic() - started,
+                          f"the mutated server could not be built: {e}")
     finally:
         if tree is not None:
             shutil.rmtree(tree, ignore_errors=True)
-    path = getattr(getattr(run, "run_dir", None), "path", None)
+    path = run.run_dir.path if run.run_dir is not None else None
     times = {r["index"]: r["time_ns"] for r in run.history.records} if run.history is not None else {}
     return judge(planned, code, path, times, time.monotonic() - started)
 
@@ -60,13 +70,12 @@ def judge(planned: PlannedRun, code: int, path: Path | None, times_ns: Mapping[i
     """The outcome of a finished run from its exit code and its results.json (`times_ns`: each
     history record's time by index, to place the first anomaly)."""
     results = _results(path)
-    found = verdict.kinds(results)
     if planned.mutant is None:
         status, only = verdict.control_status(code), None
     else:
-        status = verdict.mutant_status(code, found, planned.mutant.expects)
+        status = verdict.mutant_status(code, verdict.violations(results), planned.mutant.expects)
         only = planned.mutant.expects if status == verdict.CAUGHT else None
-    return RunOutcome(planned, code, status, sorted(found), verdict.first_anomaly_s(results, times_ns, only),
+    return RunOutcome(planned, code, status, sorted(verdict.kinds(results)), verdict.first_anomaly_s(results, times_ns, only),
                       str(path or ""), took, str(results.get("explanation", ""))[:300])
 
 

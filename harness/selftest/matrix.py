@@ -4,13 +4,15 @@ JUnit testcases. `render.py` shows it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from harness.exits import EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
+from harness.exits import EXIT_HARNESS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
 
 from . import verdict
 from .execute import RunOutcome
 from .mutant import Mutant
+from .plan import test_key
 
 # Options that tell two campaign tests of one workload apart, with their `zkchaos test` defaults.
 SHOWN = {"set_mode": "children", "read_mode": "plain", "consistency": "zookeeper", "nemesis_targets": None}
@@ -27,18 +29,21 @@ def _text(value: Any) -> str:
     return ",".join(value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def _first(outcomes: list[RunOutcome]) -> float | None:
+def _earliest_anomaly_s(outcomes: list[RunOutcome]) -> float | None:
     times = [o.first_anomaly_s for o in outcomes if o.first_anomaly_s is not None]
     return min(times) if times else None
 
 
-def mutant_row(mutant: Mutant, outcomes: list[RunOutcome]) -> dict[str, Any]:
+def mutant_row(mutant: Mutant, outcomes: list[RunOutcome], runs: int) -> dict[str, Any]:
+    """`runs`: how many were asked for; a mutant with fewer (interrupted) is caught by no one."""
     status = verdict.combined([o.status for o in outcomes], verdict.CAUGHT, verdict.MISSED)
+    if len(outcomes) < runs and status != verdict.MISSED:
+        status = verdict.UNKNOWN
     caught = [o for o in outcomes if o.status == verdict.CAUGHT]
     return {"name": mutant.name, "layer": mutant.layer, "description": mutant.description,
             "file": mutant.patch.path, "expects": list(mutant.expects),
             "test": test_label(outcomes[0]) if outcomes else "", "status": status,
-            "caught": f"{len(caught)}/{len(outcomes)}", "first_anomaly_s": _first(caught),
+            "caught": f"{len(caught)}/{runs}", "first_anomaly_s": _earliest_anomaly_s(caught),
             "runs": [o.as_json() for o in outcomes]}
 
 
@@ -47,13 +52,33 @@ def control_row(outcomes: list[RunOutcome]) -> dict[str, Any]:
     return {"test": test_label(outcomes[0]), "status": status, "runs": [o.as_json() for o in outcomes]}
 
 
+def _run_key(o: RunOutcome) -> tuple[str, Any]:
+    return test_key(o.planned.test.params), o.planned.test.params.get("seed")
+
+
+def _against_controls(outcomes: list[RunOutcome]) -> list[RunOutcome]:
+    """A mutant run counts only beside a valid control of its test and seed: when the unchanged
+    server failed the same test, the mutant's failure proves nothing about the mutant."""
+    controls = {_run_key(o): o.status for o in outcomes if o.planned.mutant is None}
+    judged = []
+    for o in outcomes:
+        control = controls.get(_run_key(o), verdict.VALID)
+        if o.planned.mutant is not None and control != verdict.VALID and o.status != verdict.MISSED:
+            o = replace(o, status=verdict.UNKNOWN, explanation=f"its control was {control}; {o.explanation}")
+        judged.append(o)
+    return judged
+
+
 def build(mutants: list[Mutant], outcomes: list[RunOutcome], meta: dict[str, Any]) -> dict[str, Any]:
-    """The matrix from every outcome so far (an interrupted selftest still has one)."""
-    rows = [mutant_row(m, [o for o in outcomes if o.planned.mutant is m]) for m in mutants]
+    """The matrix from every outcome so far (an interrupted selftest still has one; `meta` then
+    says "interrupted": true, and the exit code says the selftest did not finish)."""
+    outcomes = _against_controls(outcomes)
+    runs = meta.get("runs_per_mutant", 1)
+    rows = [mutant_row(m, [o for o in outcomes if o.planned.mutant is m], runs) for m in mutants]
     controls: dict[str, list[RunOutcome]] = {}
     for o in outcomes:
         if o.planned.mutant is None:
-            controls.setdefault(test_label(o), []).append(o)
+            controls.setdefault(_run_key(o)[0], []).append(o)
     matrix = {**meta, "mutants": rows, "controls": [control_row(c) for c in controls.values()]}
     matrix["exit_code"] = exit_code(matrix)
     return matrix
@@ -61,8 +86,11 @@ def build(mutants: list[Mutant], outcomes: list[RunOutcome], meta: dict[str, Any
 
 def exit_code(matrix: dict[str, Any]) -> int:
     """0 only when every mutant was caught and every control valid; 1 when a mutant was missed
-    or a control found an anomaly; else 2 (something could not be decided)."""
+    or a control found an anomaly; 3 when the selftest was interrupted; else 2 (something
+    could not be decided)."""
     statuses = [r["status"] for r in matrix["mutants"]] + [c["status"] for c in matrix["controls"]]
+    if matrix.get("interrupted"):
+        return EXIT_HARNESS
     if any(s in (verdict.MISSED, verdict.INVALID) for s in statuses):
         return EXIT_INVALID
     if all(s in (verdict.CAUGHT, verdict.VALID) for s in statuses):

@@ -7,6 +7,7 @@ refactoring that moves the line makes the mutant fail to apply, and its unit tes
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ class Mutant:
     def build(self, parent: Path | None = None, repo: Path = REPO) -> Path:
         """A copy of the checkout's sources with this mutant applied, in a new directory."""
         root = Path(tempfile.mkdtemp(prefix=f"zkchaos-mutant-{self.name}-", dir=parent))
-        copy_sources(root, repo)
-        self.apply(root)
+        try:
+            copy_sources(root, repo)
+            self.apply(root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return root

@@ -9,6 +9,7 @@ seed+1, ...; `--time-limit` and `--seed` (and any `--set`) apply to every run.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +44,20 @@ def matches(params: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return True
 
 
+def test_key(params: Mapping[str, Any]) -> str:
+    """What tells campaign tests apart: all their options but the seed."""
+    return json.dumps({k: v for k, v in params.items() if k != "seed"}, sort_keys=True, default=str)
+
+
 def test_for(mutant: Mutant, tests: list[PlannedTest], campaign: Path) -> PlannedTest:
-    for test in tests:
-        if matches(test.params, mutant.campaign):
-            return test
-    raise CampaignError(f"{campaign}: no test has {dict(mutant.campaign)}, which mutant {mutant.name} "
-                        "needs; add it to the campaign or change the catalogue")
+    found = [test for test in tests if matches(test.params, mutant.campaign)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CampaignError(f"{campaign}: no test has {dict(mutant.campaign)}, which mutant {mutant.name} "
+                            "needs; add it to the campaign or change the catalogue")
+    raise CampaignError(f"{campaign}: {len(found)} tests have {dict(mutant.campaign)}, which mutant "
+                        f"{mutant.name} names; name more of its options in the catalogue")
 
 
 def plan(mutants: list[Mutant], tests: list[PlannedTest], campaign: Path, runs: int) -> list[PlannedRun]:
@@ -56,7 +65,7 @@ def plan(mutants: list[Mutant], tests: list[PlannedTest], campaign: Path, runs: 
     by_test: dict[str, tuple[PlannedTest, list[Mutant]]] = {}
     for mutant in mutants:
         test = test_for(mutant, tests, campaign)
-        by_test.setdefault(test.label, (test, []))[1].append(mutant)
+        by_test.setdefault(test_key(test.params), (test, []))[1].append(mutant)
     planned = []
     for test, users in by_test.values():
         for seed in _seeds(test.params.get("seed"), runs):

@@ -7,11 +7,14 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.exits import EXIT_VALID
 
 from . import verdict
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COLOURS = {verdict.CAUGHT: "green", verdict.VALID: "green", verdict.MISSED: "red", verdict.INVALID: "red",
            verdict.UNKNOWN: "yellow"}
@@ -21,7 +24,7 @@ def _found(runs: list[dict[str, Any]]) -> str:
     return ", ".join(sorted({k for run in runs for k in run["kinds"]}))
 
 
-def _seeds(runs: list[dict[str, Any]]) -> str:
+def _seed_list(runs: list[dict[str, Any]]) -> str:
     return ",".join(str(run["seed"]) for run in runs)
 
 
@@ -29,19 +32,19 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def print_matrix(console, matrix: dict[str, Any]) -> None:
+def print_matrix(console: Console, matrix: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table("mutant", "layer", "campaign test", "seeds", "result", "first anomaly", "anomalies found",
                   title="selftest: detection matrix")
     for r in matrix["mutants"]:
         colour = COLOURS[r["status"]]
-        table.add_row(r["name"], r["layer"], r["test"], _seeds(r["runs"]), f"[{colour}]{r['status']} {r['caught']}[/]",
+        table.add_row(r["name"], r["layer"], r["test"], _seed_list(r["runs"]), f"[{colour}]{r['status']} {r['caught']}[/]",
                       _seconds(r["first_anomaly_s"]), _found(r["runs"]) or "-")
     console.print(table)
     controls = Table("control (unchanged server)", "seeds", "result", "anomalies found", title="controls")
     for c in matrix["controls"]:
-        controls.add_row(c["test"], _seeds(c["runs"]), f"[{COLOURS[c['status']]}]{c['status']}[/]",
+        controls.add_row(c["test"], _seed_list(c["runs"]), f"[{COLOURS[c['status']]}]{c['status']}[/]",
                          _found(c["runs"]) or "-")
     console.print(controls)
 

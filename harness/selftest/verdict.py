@@ -28,10 +28,26 @@ def anomalies(results: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def kinds(results: Mapping[str, Any]) -> set[str]:
+    """Every anomaly type the results name, what the model allows included (shown, not judged)."""
     return {a["type"] for a in anomalies(results) if isinstance(a, Mapping) and "type" in a}
 
 
+def violations(results: Mapping[str, Any]) -> set[str]:
+    """The anomaly types that made the run invalid: those ZooKeeper's model forbids, and under a
+    checker run with --consistency linearizable every one of its own."""
+    def counted(a: Any, consistency: Any) -> bool:
+        return isinstance(a, Mapping) and "type" in a and (a.get("zookeeper") != "allowed"
+                                                           or consistency == "linearizable")
+
+    found = {a["type"] for a in results.get("anomalies") or () if counted(a, None)}
+    for part in results.values():
+        if isinstance(part, Mapping):
+            found |= {a["type"] for a in part.get("anomalies") or () if counted(a, part.get("consistency"))}
+    return found
+
+
 def mutant_status(exit_code: int, found: set[str], expects: Iterable[str]) -> str:
+    """`found`: the violations the run reported (an expected type the model allows proves nothing)."""
     if exit_code == EXIT_INVALID and found & set(expects):
         return CAUGHT
     if exit_code == EXIT_VALID:

@@ -117,20 +117,21 @@ def test_caught_missed_and_unknown_from_results_files(tmp_path: Path) -> None:
 
 def test_the_matrix_combines_runs_and_decides_the_exit_code(tmp_path: Path) -> None:
     m1, m2 = _mutant("m1", "set", ["kill"]), _mutant("m2", "set", ["kill"])
-    test = _test("set", ["kill"])
     caught = _run_dir(tmp_path, "caught", {"valid": False, "anomalies": [LOST]})
     valid = _run_dir(tmp_path, "valid", {"valid": True})
-    outcomes = [judge(PlannedRun(None, test), EXIT_VALID, valid, {}, 1),
-                judge(PlannedRun(m1, test), EXIT_INVALID, caught, {}, 1),
-                judge(PlannedRun(m2, test), EXIT_INVALID, caught, {}, 1),
-                judge(PlannedRun(m2, test), EXIT_VALID, valid, {}, 1)]
+    outcomes = []
+    for seed in (1, 2):
+        test = _test("set", ["kill"], seed)
+        outcomes += [judge(PlannedRun(None, test), EXIT_VALID, valid, {}, 1),
+                     judge(PlannedRun(m1, test), EXIT_INVALID, caught, {}, 1)]
+        outcomes.append(judge(PlannedRun(m2, test), *((EXIT_INVALID, caught) if seed == 1 else (EXIT_VALID, valid)), {}, 1))
     result = matrix.build([m1, m2], outcomes, {"campaign": "smoke.toml", "runs_per_mutant": 2})
     rows = {r["name"]: r for r in result["mutants"]}
     assert rows["m1"]["status"] == verdict.CAUGHT and rows["m1"]["first_anomaly_s"] == 2.5
     assert rows["m2"]["status"] == verdict.MISSED and rows["m2"]["caught"] == "1/2"
-    assert result["controls"][0]["status"] == verdict.VALID and result["exit_code"] == EXIT_INVALID
-    everything = matrix.build([m1], outcomes[:2], {})
-    assert everything["exit_code"] == EXIT_VALID
+    (control,) = result["controls"]
+    assert control["status"] == verdict.VALID and len(control["runs"]) == 2 and result["exit_code"] == EXIT_INVALID
+    assert matrix.build([m1], outcomes[:2] + outcomes[3:5], {"runs_per_mutant": 2})["exit_code"] == EXIT_VALID
     assert matrix.build([m1, m2], outcomes[:2], {})["exit_code"] == EXIT_UNKNOWN  # m2 never ran
     render.write_json(tmp_path / "out" / "selftest.json", result)
     render.write_html(tmp_path / "out" / "selftest.html", result)
@@ -141,8 +142,45 @@ def test_the_matrix_combines_runs_and_decides_the_exit_code(tmp_path: Path) -> N
     assert [c["exit_code"] for c in cases] == [EXIT_VALID, EXIT_INVALID, EXIT_VALID]
 
 
+def test_a_catch_counts_only_beside_a_valid_control_and_every_run_asked_for(tmp_path: Path) -> None:
+    m = _mutant("m", "set", ["kill"])
+    caught = _run_dir(tmp_path, "caught", {"valid": False, "anomalies": [LOST]})
+    test = _test("set", ["kill"])
+    broken_control = judge(PlannedRun(None, test), EXIT_INVALID, caught, {}, 1)
+    result = matrix.build([m], [broken_control, judge(PlannedRun(m, test), EXIT_INVALID, caught, {}, 1)], {})
+    assert result["mutants"][0]["status"] == verdict.UNKNOWN and "its control was invalid" in \
+        result["mutants"][0]["runs"][0]["explanation"]
+    assert result["exit_code"] == EXIT_INVALID  # the invalid control
+    one_of_three = [judge(PlannedRun(None, test), EXIT_VALID, _run_dir(tmp_path, "v", {"valid": True}), {}, 1),
+                    judge(PlannedRun(m, test), EXIT_INVALID, caught, {}, 1)]
+    cut_short = matrix.build([m], one_of_three, {"runs_per_mutant": 3, "interrupted": True})
+    assert cut_short["mutants"][0]["status"] == verdict.UNKNOWN and cut_short["mutants"][0]["caught"] == "1/3"
+    assert cut_short["exit_code"] == EXIT_HARNESS
+
+
+def test_an_expected_type_the_model_allows_is_no_catch(tmp_path: Path) -> None:
+    run = PlannedRun(_mutant("m", "set", ["kill"], expects=("stale",)), _test("set", ["kill"]))
+    allowed_only = {"valid": False, "anomalies": [STALE, LOST], "set": {"consistency": "zookeeper",
+                                                                       "anomalies": [STALE, LOST]}}
+    assert judge(run, EXIT_INVALID, _run_dir(tmp_path, "z", allowed_only), {}, 1).status == verdict.UNKNOWN
+    linearizable = {"valid": False, "set": {"consistency": "linearizable", "anomalies": [STALE]}}
+    assert judge(run, EXIT_INVALID, _run_dir(tmp_path, "l", linearizable), {}, 1).status == verdict.CAUGHT
+
+
+def test_a_mutant_must_name_exactly_one_test() -> None:
+    tests = [_test("register", ["packet"]), PlannedTest("register sync", {"workload": "register", "nemesis": ["packet"],
+                                                                          "read_mode": "sync", "seed": 1})]
+    with pytest.raises(CampaignError, match="2 tests have"):
+        plan([_mutant("m", "register", ["packet"])], tests, Path("smoke.toml"), runs=1)
+    picky = Mutant("p", "layer", "slip", Patch("f.py", "a", "b"),
+                   {"workload": "register", "nemesis": ["packet"], "read_mode": "sync"}, ("lost",))
+    (control, mutant) = plan([picky], tests, Path("smoke.toml"), runs=1)
+    assert mutant.test.params["read_mode"] == "sync" and control.mutant is None
+
+
 def test_subsets_and_names_choose_mutants() -> None:
     assert [m.name for m in chosen(subset="ci")] == list(SUBSETS["ci"])
     assert chosen(["all"]) == list(MUTANTS) == chosen([])
     with pytest.raises(KeyError):
         chosen(["no-such-mutant"])
+    assert [m.name for m in chosen(["watch-persistent-consumed"] * 2)] == ["watch-persistent-consumed"]
