@@ -162,10 +162,10 @@ def demo() -> None:
 
 # --- local netns cluster: `zkchaos cluster up|status|down` ------------------------------------
 
-_CLUSTER_STATE_HELP = "Where keys, pidfiles and sshd logs live."
+_CLUSTER_STATE_HELP = "Where keys, pidfiles and sshd logs live (default: /var/lib/zkchaos/cluster/zkc)."
 
 
-def _local_cluster(state_dir: str):
+def _local_cluster(state_dir: str | None):
     from harness.cluster import ClusterError, LocalCluster
 
     try:
@@ -181,9 +181,9 @@ def cluster() -> None:
 
 @cluster.command("up")
 @click.option("--nodes", "n", default=5, show_default=True, type=click.IntRange(1, 50), help="How many nodes.")
-@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+@click.option("--state-dir", default=None,
               type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
-def cluster_up(n: int, state_dir: str) -> None:
+def cluster_up(n: int, state_dir: str | None) -> None:
     """Create the nodes (or keep an identical healthy cluster) and print how to reach them."""
     from harness.cluster import ClusterError
 
@@ -200,9 +200,9 @@ def cluster_up(n: int, state_dir: str) -> None:
 
 
 @cluster.command("status")
-@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+@click.option("--state-dir", default=None,
               type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
-def cluster_status(state_dir: str) -> None:
+def cluster_status(state_dir: str | None) -> None:
     """Each node's namespace, address, sshd pid and whether SSH answers."""
     from harness.cluster import ClusterError
 
@@ -223,9 +223,9 @@ def cluster_status(state_dir: str) -> None:
 
 
 @cluster.command("down")
-@click.option("--state-dir", default="/var/lib/zkchaos/cluster", show_default=True,
+@click.option("--state-dir", default=None,
               type=click.Path(file_okay=False), help=_CLUSTER_STATE_HELP)
-def cluster_down(state_dir: str) -> None:
+def cluster_down(state_dir: str | None) -> None:
     """Remove the nodes, and anything a crashed run left; leave a blackhole route for the subnet."""
     from harness.cluster import ClusterError
 

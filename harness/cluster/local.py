@@ -36,12 +36,14 @@ class LocalCluster:
     """`separate` nodes get a filesystem of their own and `login` as their SSH user (see
     hostfs); `quirks` (node number -> NodeQuirks) make single nodes differ."""
 
-    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, prefix: str = "zkc",
+    def __init__(self, state_dir: str | Path | None = None, prefix: str = "zkc",
                  subnet: str = DEFAULT_SUBNET, login: str = "root", separate: bool = False,
                  quirks: dict[int, NodeQuirks] | None = None) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", prefix):
             raise ClusterError(f"prefix {prefix!r}: use 1-6 lowercase letters/digits (interface names are short)")
-        self.state_dir = Path(state_dir)
+        # One state directory per prefix by default: clusters of different prefixes live side by
+        # side (two campaigns at once), and one's `down` must not take the other's keys.
+        self.state_dir = Path(state_dir) if state_dir is not None else DEFAULT_STATE_DIR / prefix
         self.prefix = prefix
         self.subnet = ipaddress.ip_network(subnet)
         if self.subnet.prefixlen != 24 or not self.subnet.is_private:
