@@ -29,7 +29,7 @@ def zkchaos(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 def _run_test(tmp_path: Path, db: str) -> tuple[subprocess.CompletedProcess, Path]:
     store = tmp_path / "store"
     done = zkchaos(
-        "test", "--db", db, "--nemesis", "partition,kill", "--time-limit", "12", "--nemesis-interval", "2,4",
+        "test", "--db", db, "--nemesis", "partition,kill", "--time-limit", "8", "--nemesis-interval", "2,4",
         "--local-nodes", "3", "--concurrency", "6", "--rate", "60", "--seed", "7", "--store", str(store),
         "--local-prefix", "zke", "--local-subnet", "10.66.72.0/24",
     )

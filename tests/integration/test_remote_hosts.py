@@ -201,7 +201,7 @@ def test_a_host_that_dies_mid_run_gives_an_honest_verdict(hosts, remotes, tmp_pa
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "test", "--nodes", nodes, "--ssh-user", LOGIN, "--ssh-key",
          str(hosts.key_path), "--store", str(store), "--concurrency", "6", "--rate", "60", "--nemesis",
-         "partition", "--nemesis-interval", "2", "--time-limit", "14", "--recovery-time", "10", "--seed", "5"],
+         "partition", "--nemesis-interval", "2", "--time-limit", "8", "--recovery-time", "5", "--seed", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         history = store / "latest" / "history.jsonl"

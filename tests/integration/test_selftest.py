@@ -20,14 +20,14 @@ pytestmark = pytest.mark.integration
 def test_a_mutant_is_caught_and_its_control_stays_valid(tmp_path: Path) -> None:
     require_netns()
     store, junit = tmp_path / "store", tmp_path / "selftest.xml"
-    done = zkchaos("selftest", "--mutant", "watch-persistent-consumed", "--time-limit", "8",
+    done = zkchaos("selftest", "--mutant", "watch-persistent-consumed", "--time-limit", "4",
                    "--set", "local_prefix=zkm", "--set", "local_subnet=10.66.61.0/24", "--store", str(store),
                    "--junit", str(junit), timeout=240)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     matrix = json.loads((store / "selftest.json").read_text())
     (mutant,) = matrix["mutants"]
     assert mutant["name"] == "watch-persistent-consumed" and mutant["status"] == "caught"
-    assert mutant["test"].startswith("watch x") and 0 <= mutant["first_anomaly_s"] < 8
+    assert mutant["test"].startswith("watch x") and 0 <= mutant["first_anomaly_s"] < 4
     (run,) = mutant["runs"]
     assert run["exit_code"] == 1 and "missed-event" in run["kinds"]
     assert (Path(run["path"]) / "report.html").exists()
