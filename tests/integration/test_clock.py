@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 PREFIX, SUBNET = "zkk", "10.66.68.0/24"
 SESSION_S = 4.0  # the longest session timeout at tickTime 200 (20 ticks)
 BUMP_MS = 12_000  # three session timeouts
-LEADER_SESSIONS = 4  # a session touched in the instant after a bump survives it: several, so one expires
+LEADER_SESSIONS = 4  # a session touched in the instant after a bump survives it: several, so some expire
 
 
 class Ensemble:
@@ -216,20 +216,21 @@ def _modes_for(db: ServerDB, node: Node, seconds: float) -> set[str | None]:
 @pytest.mark.parametrize("monotonic", [True, False], ids=["monotonic", "wall-only"])
 def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, monotonic: bool) -> None:
     """Measured (tickTime 200, 4 s sessions, +12 s on the leader): on Apache ZooKeeper a faked
-    monotonic clock expires sessions held through the leader within a second (its session
-    tracker sees their deadlines passed) while the leader keeps leading. Not every one: in one
-    run of six the single session through the leader survived (presumably touched, so re-armed at the
-    jumped clock, before the tracker's next pass), and sessions through the followers survived
-    in every run; hence several sessions through the leader, and the assertion that one of them
-    expires early. On zkchaos's server the leader instead finds its followers silent for 12 s,
-    gives up leading, and the new leader's tracker starts every session afresh: none expires.
-    A wall-clock-only bump touches neither."""
+    monotonic clock expires sessions within a second (its session tracker sees their deadlines
+    passed) while the leader keeps leading. Which ones varies from run to run: in five runs of
+    six the one session through the leader expired and none through the followers, in the
+    sixth none at all; in a later run with four through the leader, both through the followers
+    expired and none through the leader. Presumably touches (which re-arm a session at the
+    jumped clock) race the tracker's next pass; hence six sessions, four through the leader,
+    and the assertion that some expire early. On zkchaos's server the leader instead
+    finds its followers silent for 12 s, gives up leading, and the new leader's tracker starts
+    every session afresh: none expires. A wall-clock-only bump touches neither."""
     leader = ensemble.lead(monotonic)
     sessions = _sessions(ensemble.nodes, leader)
     try:
         start = time.monotonic()
         ensemble.bump(leader, BUMP_MS)
-        modes = _modes_for(ensemble.db, leader, 3 * SESSION_S)
+        modes = _modes_for(ensemble.db, leader, 2 * SESSION_S)  # past any timeout, the new leader's too
         lost = _lost_after(sessions, start)
     finally:
         for zk, _ in sessions.values():
@@ -239,8 +240,8 @@ def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, mon
     if not monotonic:
         assert not expired and modes == {"leader"}, (lost, modes)
     elif ensemble.db.name == "zookeeper":
-        early = {name for name in expired if name.startswith(f"{leader.name}.") and lost[name] < SESSION_S}
-        assert early and modes == {"leader"}, (lost, modes)  # early: before any timeout could run out
+        early = {name for name in expired if lost[name] < SESSION_S}  # before any timeout could run out
+        assert early and modes == {"leader"}, (lost, modes)
     else:
         assert not expired and modes != {"leader"}, (lost, modes)
 
