@@ -230,7 +230,7 @@ def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, mon
     try:
         start = time.monotonic()
         ensemble.bump(leader, BUMP_MS)
-        modes = _modes_for(ensemble.db, leader, 2 * SESSION_S)  # past any timeout, the new leader's too
+        modes = _modes_for(ensemble.db, leader, 3 * SESSION_S)
         lost = _lost_after(sessions, start)
     finally:
         for zk, _ in sessions.values():
