@@ -222,9 +222,12 @@ def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, mon
     sixth none at all; in a later run with four through the leader, both through the followers
     expired and none through the leader. Presumably touches (which re-arm a session at the
     jumped clock) race the tracker's next pass; hence six sessions, four through the leader,
-    and the assertion that some expire early. On zkchaos's server the leader instead
-    finds its followers silent for 12 s, gives up leading, and the new leader's tracker starts
-    every session afresh: none expires. A wall-clock-only bump touches neither."""
+    and the assertion that some expire early. On zkchaos's server the leader usually finds
+    its followers silent for 12 s and gives up leading, and the new leader's tracker starts
+    every session afresh; but in one CI run a follower's packet came first and it kept leading,
+    with no session expired. So for zkchaos only this is asserted: no session expires (ZooKeeper
+    allows an early expiry, zkchaos has never shown one) and the ensemble serves afterwards. A
+    wall-clock-only bump touches neither server."""
     leader = ensemble.lead(monotonic)
     sessions = _sessions(ensemble.nodes, leader)
     try:
@@ -243,7 +246,9 @@ def test_a_forward_bump_on_the_leader_and_session_expiry(ensemble: Ensemble, mon
         early = {name for name in expired if lost[name] < SESSION_S}  # before any timeout could run out
         assert early and modes == {"leader"}, (lost, modes)
     else:
-        assert not expired and modes != {"leader"}, (lost, modes)
+        print(f"\nzkchaos after a monotonic bump of its leader: roles {modes}, sessions lost {lost}")
+        assert not expired, lost
+        assert _wait(lambda: ensemble.db.leader(ensemble.nodes), 60)
 
 
 def test_teardown_leaves_no_loop_offset_or_shared_memory(ensemble: Ensemble) -> None:
