@@ -71,15 +71,16 @@ def _newest_log_holds_records(db: ServerDB, node: Node) -> bool:
     return bool(files) and files[-1]["end"] > LOG_HEADER_MAX
 
 
-def _fault(ensemble, f: str, tail_in_newest_log: bool = False, **params) -> tuple[DiskFamily, NemesisContext, Node, dict, dict]:
+def _fault(ensemble, f: str, **params) -> tuple[DiskFamily, NemesisContext, Node, dict, dict]:
     """Write, then do `f` to a follower; (family, context, victim, what was written, what was
-    done). `tail_in_newest_log`: first write more until the follower's newest log file holds
-    records (a snapshot may just have begun a new one)."""
+    done). Before a log fault, more is written until the follower's newest log file holds
+    records: when a snapshot has just begun a new one, the damaged records are older than the
+    snapshot, which restart then reads instead of them."""
     nodes, db = ensemble
     written = _write(nodes, f"{f}-{uuid.uuid4().hex[:6]}")
     victim = _follower(nodes, db)
     for _ in range(5):
-        if not tail_in_newest_log or _newest_log_holds_records(db, victim):
+        if not f.endswith("-log") or _newest_log_holds_records(db, victim):
             break
         written.update(_write(nodes, f"{f}-{uuid.uuid4().hex[:6]}", count=3))
     else:
@@ -100,7 +101,7 @@ def _healed(ensemble, family: DiskFamily, ctx: NemesisContext, victim: Node, wri
 
 def test_a_cut_log_tail_is_repaired_at_start_up(ensemble):
     nodes, db = ensemble
-    family, ctx, victim, written, done = _fault(ensemble, "truncate-log", tail_in_newest_log=True, bytes=5)
+    family, ctx, victim, written, done = _fault(ensemble, "truncate-log", bytes=5)
     print(f"\n{db.name} truncate-log: {done}")
     # The cut ends inside the last record: both servers take it for a write torn by a crash.
     assert done["size_after"] == done["data_end"] - 5
