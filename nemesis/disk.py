@@ -59,9 +59,9 @@ def allowed_specs(specs: list[str], cap: str, n: int) -> list[str]:
     return [s for s in specs if 0 < spec_size(s, n) <= cap_size(cap, n)]
 
 
-def plan_flips(end: int, count: int, rng: random.Random) -> list[tuple[int, int]]:
-    """(offset, XOR mask) for `count` distinct bytes of the first `end` bytes of a file."""
-    offsets = sorted(rng.sample(range(end), min(count, end)))
+def plan_flips(end: int, count: int, rng: random.Random, start: int = 0) -> list[tuple[int, int]]:
+    """(offset, XOR mask) for `count` distinct bytes between `start` and `end` of a file."""
+    offsets = sorted(rng.sample(range(start, end), min(count, max(0, end - start))))
     return [(offset, rng.randint(1, 255)) for offset in offsets]
 
 
@@ -121,7 +121,10 @@ class DiskFamily(recovery.RestartFamily):
             size = plan_cut(newest["end"], fault.params["bytes"])
             return {"file": path, "data_end": newest["end"], **_helper(node, "cut", path, str(size))}
         # Seeded per node: a replayed fault flips the same offsets of each node's file.
-        plan = plan_flips(newest["end"], fault.params["flips"], random.Random(f"{fault.params['seed']}:{node.name}"))
+        # A log's flips land in its records, past the file header (damage there is a different
+        # fault: a file that is no log at all).
+        plan = plan_flips(newest["end"], fault.params["flips"], random.Random(f"{fault.params['seed']}:{node.name}"),
+                          LOG_HEADER_MAX if "log" in fault.f else 0)
         if not plan:
             return {"file": path, "skipped": "no data to corrupt"}
         flips = _helper(node, "flip", path, *(f"{offset}:{mask}" for offset, mask in plan))

@@ -24,8 +24,9 @@ PREFIX, SUBNET = "zkd", "10.66.67.0/24"
 # Both DBs snapshot and roll their log every 10 to 20 txns, so every test finds a snapshot and
 # a newest log holding a few records.
 SETTINGS = {"snapCount": "20"}
+FEW_RECORDS_BYTES = 200  # a few create records, of either server
 SNAP_SYNC = {"zkchaos": "synced by SNAP", "zookeeper": "Getting a snapshot from leader"}
-LOG_REFUSED = {"zkchaos": "refusing to start", "zookeeper": "CRC check failed"}
+LOG_REFUSED = {"zkchaos": "refusing to start", "zookeeper": "CRC check failed"}  # flips land past the header
 SNAPSHOT_SKIPPED = {"zkchaos": "skipping damaged snapshot", "zookeeper": "problem reading snap file"}
 
 
@@ -65,10 +66,11 @@ def _server_log(node: Node) -> str:
 
 
 def _newest_log_holds_records(db: ServerDB, node: Node) -> bool:
-    """Whether the node's newest log file holds records (not only the header of a segment a
-    snapshot or a restart began): a cut there is a torn tail, a cut in an older one corruption."""
+    """Whether the node's newest log file holds a few records (not only the header of a segment
+    a snapshot or a restart began, nor a single record that damage would make a torn tail): a
+    cut there is a torn tail, flips before its last record corruption."""
     files = list_files(node, db.data_layout(node).logs)
-    return bool(files) and files[-1]["end"] > LOG_HEADER_MAX
+    return bool(files) and files[-1]["end"] > LOG_HEADER_MAX + FEW_RECORDS_BYTES
 
 
 def _fault(ensemble, f: str, **params) -> tuple[DiskFamily, NemesisContext, Node, dict, dict]:

@@ -81,6 +81,9 @@ def test_flips_are_distinct_bytes_inside_the_data_with_a_nonzero_mask():
     assert all(0 <= offset < 100 and 1 <= mask <= 255 for offset, mask in plan)
     assert plan == plan_flips(100, 4, random.Random(3))
     assert len(plan_flips(2, 4, random.Random(3))) == 2 and plan_flips(0, 4, random.Random(3)) == []
+    past_header = plan_flips(20, 4, random.Random(3), start=16)  # a log's header is not its data
+    assert sorted(offset for offset, _ in past_header) == [16, 17, 18, 19]
+    assert plan_flips(16, 4, random.Random(3), start=16) == []
 
 
 def test_a_cut_never_goes_below_zero():
