@@ -119,6 +119,6 @@ def _list(console: Console, mutants: list[Mutant]) -> None:
 
     table = Table("mutant", "layer", "file", "campaign test", "expected anomalies", title="mutants")
     for m in mutants:
-        test = " ".join(f"{k}={'+'.join(v) if isinstance(v, list) else v}" for k, v in m.campaign.items())
+        test = " ".join(f"{k}={matrix.option_text(v)}" for k, v in m.campaign.items())
         table.add_row(m.name, m.layer, m.patch.path, test, ", ".join(m.expects))
     console.print(table)

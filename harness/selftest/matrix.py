@@ -21,11 +21,12 @@ SHOWN = {"set_mode": "children", "read_mode": "plain", "consistency": "zookeeper
 def test_label(outcome: RunOutcome) -> str:
     """The campaign test without its seed (each run shows its own)."""
     p = outcome.planned.test.params
-    extras = "".join(f" {k}={_text(p[k])}" for k, default in SHOWN.items() if p.get(k, default) != default)
+    extras = "".join(f" {k}={option_text(p[k])}" for k, default in SHOWN.items() if p.get(k, default) != default)
     return f"{p['workload']} x {'+'.join(p.get('nemesis') or ['none'])}{extras}"
 
 
-def _text(value: Any) -> str:
+def option_text(value: Any) -> str:
+    """An option's value as `zkchaos test` takes it (lists comma-separated)."""
     return ",".join(value) if isinstance(value, (list, tuple)) else str(value)
 
 
