@@ -8,12 +8,12 @@ happen, so a crashed run still leaves the history up to the crash.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable
+
+import orjson
 
 from .checkers.history import paused_gc
 
@@ -95,116 +95,60 @@ class HistoryRecorder:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """history.jsonl from us or from another tool; missing optional fields become None."""
-    with paused_gc():
-        records = _parse_batches(path)
-        if records is None:
-            return _read_lines(path)  # line by line: the error names the first bad line
-        return records
-
-
-# A line holding two objects side by side: the batch parse would take it for two lines.
-_TWO_ON_ONE_LINE = re.compile(r"\}[ \t\r]*,[ \t\r]*\{")
-_FIELDS = frozenset(FIELDS)
-_BATCH = 20_000  # lines per call to the decoder
-
-
-def _parse_batches(path: Path) -> list[Any] | None:
-    """The lines in batches of a few thousand, each batch one JSON array for one call to the
-    decoder: faster than a call per line, and field names are shared between the records of a
-    batch instead of repeated in each; only one batch of text is held at a time. A batch that is
-    not plainly one value per line (a blank line, a line with two values, bad JSON) is decoded
-    line by line. None when some line is not a record: the caller then names it."""
-    records: list[Any] = []
-    shared = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}
-    with open(path) as f:
-        while lines := list(islice(f, _BATCH)):
-            batch = _as_array(lines)
-            if batch is None:
-                batch = _each(lines)
-            if batch is None or not _complete(batch, shared):
-                return None
-            records += batch
+    """history.jsonl from us or from another tool: one record per line, blank lines skipped,
+    missing optional fields filled in with None. The strings records repeat (outcome, f, node,
+    session: a third of a record's memory) are shared, not copied. A line that is not a record
+    raises ValueError naming the file and line."""
+    records: list[dict[str, Any]] = []
+    strings: dict[str, str] = {}
+    share = strings.setdefault
+    with paused_gc(), open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                if line.isspace():
+                    continue
+                raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
+            if type(rec) is not dict or not rec.keys() >= _FIELDS or _check(rec):
+                if problem := _fill_in(rec):  # a record from another tool, or not a record
+                    raise ValueError(f"{path}:{lineno}: {problem}")
+            # one line per shared field: this loop runs once per record
+            rec["type"] = _KINDS[rec["type"]]
+            if type(value := rec["f"]) is str:
+                rec["f"] = share(value, value)
+            if type(value := rec["node"]) is str:
+                rec["node"] = share(value, value)
+            if type(value := rec["session"]) is str:
+                rec["session"] = share(value, value)
+            records.append(rec)
     return records
 
 
-def _as_array(lines: list[str]) -> list[Any] | None:
-    """The lines decoded as one array, or None. A value spanning lines is caught by the count: it
-    would need a line with two values to make up for it, and such lines are refused."""
-    text = "[" + ",".join(lines) + "]"  # the lines keep their newlines: JSON whitespace
-    if _TWO_ON_ONE_LINE.search(text):
-        return None
-    try:
-        batch = json.loads(text)
-    except ValueError:
-        return None
-    return batch if len(batch) == len(lines) else None
+_FIELDS = frozenset(FIELDS)
+_KINDS = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}
 
 
-def _each(lines: list[str]) -> list[Any] | None:
-    """The non-blank lines decoded one by one, as _read_lines does; None at a line that is not JSON."""
-    out = []
-    for line in lines:
-        line = line.strip()
-        if line:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                return None
-    return out
+def _check(rec: dict) -> str | None:
+    """What is wrong with a record that has every field, if anything."""
+    if type(rec["time_ns"]) is not int or type(rec["index"]) is not int:
+        return "index and time_ns must be integers"
+    kind = rec["type"]
+    if type(kind) is not str or kind not in _KINDS:
+        return f"type must be invoke|ok|fail|info, got {kind!r}"
+    return None
 
 
-def _complete(records: list[Any], shared: dict[str, str]) -> bool:
-    """Fill in missing optional fields, and share the strings records repeat (outcome, f, node,
-    session: a third of a record's memory, freed batch by batch for the next one to reuse); False
-    when some record breaks the format."""
-    share = shared.setdefault
-    for rec in records:
-        if type(rec) is not dict:
-            return False
-        if not rec.keys() >= _FIELDS:
-            if not all(k in rec for k in REQUIRED):
-                return False
-            for key in FIELDS:
-                rec.setdefault(key, None)
-        kind = rec["type"]
-        if (not isinstance(rec["time_ns"], int) or not isinstance(rec["index"], int)
-                or kind not in (INVOKE, OK, FAIL, INFO)):
-            return False
-        rec["type"] = shared[kind]
-        if type(value := rec["f"]) is str:
-            rec["f"] = share(value, value)
-        if type(value := rec["node"]) is str:
-            rec["node"] = share(value, value)
-        if type(value := rec["session"]) is str:
-            rec["session"] = share(value, value)
-    return True
-
-
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not a JSON object ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected an operation object, got {type(rec).__name__}")
-            missing = [k for k in REQUIRED if k not in rec]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: missing {', '.join(missing)}")
-            if not isinstance(rec["time_ns"], int) or not isinstance(rec["index"], int):
-                raise ValueError(f"{path}:{lineno}: index and time_ns must be integers")
-            for key in FIELDS:
-                rec.setdefault(key, None)
-            if rec["type"] not in (INVOKE, OK, FAIL, INFO):
-                raise ValueError(f"{path}:{lineno}: type must be invoke|ok|fail|info, got {rec['type']!r}")
-            out.append(rec)
-    return out
+def _fill_in(rec: Any) -> str | None:
+    """Give a record its missing optional fields; what breaks the format, if anything."""
+    if type(rec) is not dict:
+        return f"expected an operation object, got {type(rec).__name__}"
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for key in FIELDS:
+        rec.setdefault(key, None)
+    return _check(rec)
 
 
 def write_history(records: Iterable[dict[str, Any]], path: Path) -> None:

@@ -13,6 +13,9 @@ import math
 from collections import Counter
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
+from .history import HistoryError, PairedHistory
+from .parallel import fork_map, jobs
+
 History = list[dict[str, Any]]
 MAX_REPORTED_ANOMALIES = 200
 
@@ -68,8 +71,23 @@ class Compose:
         self.checkers = dict(checkers)
 
     def check(self, history: History, options: Mapping[str, Any]) -> dict[str, Any]:
-        parts = {name: c.check(history, options) for name, c in self.checkers.items()}
+        names = list(self.checkers)
+        _pair_before_fork(history)
+        # The first checker is the workload's: usually as much work as the others together.
+        weights = [max(1, len(names) - 1)] + [1] * (len(names) - 1)
+        results = fork_map(lambda name: self.checkers[name].check(history, options), names, weights,
+                           jobs(len(history)))
+        parts = dict(zip(names, results))
         return {**merge(parts.values()), **parts}
+
+
+def _pair_before_fork(history: History) -> None:
+    """Pair a shared history once here, not once in each process the checkers run in."""
+    if isinstance(history, PairedHistory):
+        try:
+            history.ops()
+        except HistoryError:
+            pass  # each checker reports a malformed history in its own terms
 
 
 def compose(checkers: Mapping[str, Checker]) -> Compose:

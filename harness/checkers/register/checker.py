@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core import merge, summarise
 from ..history import HistoryError, pair_ops, paused_gc
+from ..parallel import fork_map, jobs
 from .findings import CLASSIFICATION, finding_dict
 from .linearizable import analyse_key, verdict_dict
 from .ops import partition_register, reduce_key_ops
@@ -79,8 +80,9 @@ def _check_register(history: Iterable[Mapping], consistency: str, time_limit: fl
     except HistoryError as err:
         return {"valid": "unknown", "anomalies": [], "explanation": f"malformed history: {err}",
                 "keys": {}, "stats": {"consistency": consistency}}
-    keys: dict[Any, dict] = {}
-    for key in sorted(by_key, key=lambda k: (str(type(k)), k)):
+    order = sorted(by_key, key=lambda k: (str(type(k)), k))
+
+    def check_key(key: Any) -> dict:
         budget = state_budget(len(by_key[key]), max_states, max_memory_mb)
         kops = reduce_key_ops(by_key[key])
         if consistency == "zookeeper":
@@ -91,7 +93,12 @@ def _check_register(history: Iterable[Mapping], consistency: str, time_limit: fl
             if verdict.valid is False:
                 _annotate_with_zookeeper(key, result, by_key[key], deadline, budget)
         _add_version_findings(key, result, kops)
-        keys[key] = result
+        return result
+
+    # Keys are independent: they are checked on every core (the search's budgets are per key).
+    sizes = [len(by_key[k]) for k in order]
+    results = fork_map(check_key, order, sizes, jobs(2 * sum(sizes)))  # two records per op
+    keys: dict[Any, dict] = dict(zip(order, results))
     out = _combine(keys, consistency)
     out["stats"].update({"keys": len(keys), "skipped_ops": skipped, "time_s": round(time.perf_counter() - started, 4)})
     return out
