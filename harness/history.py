@@ -110,11 +110,16 @@ def read_history(path: Path) -> list[dict[str, Any]]:
                 if line.isspace():
                     continue
                 raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
-            if type(rec) is not dict or not rec.keys() >= _FIELDS or _check(rec):
-                if problem := _fill_in(rec):  # a record from another tool, or not a record
-                    raise ValueError(f"{path}:{lineno}: {problem}")
+            try:  # the usual record, with every field and the right types, checked without a call
+                rec["type"] = _KINDS[rec["type"]]
+                if type(rec["index"]) is not int or type(rec["time_ns"]) is not int:
+                    raise TypeError
+                rec["process"], rec["f"], rec["value"], rec["error"], rec["zxid"], rec["node"], rec["session"]
+            except (KeyError, TypeError):  # one from another tool, or not a record
+                if problem := _fill_in(rec):
+                    raise ValueError(f"{path}:{lineno}: {problem}") from None
+                rec["type"] = _KINDS[rec["type"]]
             # one line per shared field: this loop runs once per record
-            rec["type"] = _KINDS[rec["type"]]
             if type(value := rec["f"]) is str:
                 rec["f"] = share(value, value)
             if type(value := rec["node"]) is str:
@@ -125,18 +130,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-_FIELDS = frozenset(FIELDS)
 _KINDS = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}
-
-
-def _check(rec: dict) -> str | None:
-    """What is wrong with a record that has every field, if anything."""
-    if type(rec["time_ns"]) is not int or type(rec["index"]) is not int:
-        return "index and time_ns must be integers"
-    kind = rec["type"]
-    if type(kind) is not str or kind not in _KINDS:
-        return f"type must be invoke|ok|fail|info, got {kind!r}"
-    return None
 
 
 def _fill_in(rec: Any) -> str | None:
@@ -148,7 +142,12 @@ def _fill_in(rec: Any) -> str | None:
         return f"missing {', '.join(missing)}"
     for key in FIELDS:
         rec.setdefault(key, None)
-    return _check(rec)
+    if type(rec["time_ns"]) is not int or type(rec["index"]) is not int:
+        return "index and time_ns must be integers"
+    kind = rec["type"]
+    if type(kind) is not str or kind not in _KINDS:
+        return f"type must be invoke|ok|fail|info, got {kind!r}"
+    return None
 
 
 def write_history(records: Iterable[dict[str, Any]], path: Path) -> None:

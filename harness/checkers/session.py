@@ -64,11 +64,14 @@ class SessionChecker:
         self.reads, self.writes = frozenset(reads), frozenset(writes)
 
     def check(self, history: list[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
-        ops = [op for op in pair_ops(history) if op.process != NEMESIS and op.type == "ok" and _zxid(op)]
+        # (op, kind, zxid) for the ok ops that recorded a zxid, in the order they were issued
+        ops = [(op, self._kind(op), z) for op in pair_ops(history)
+               if op.type == "ok" and op.process != NEMESIS and (z := _zxid(op))]
+        ops.sort(key=lambda t: t[0].call)
         sync_model = "violation" if options.get("consistency") == "linearizable" else "allowed"
         anomalies = self._sessions(ops) + self._syncs(ops, sync_model)
         anomalies.sort(key=lambda a: a["op"]["index"])
-        sessions = len({op.session for op in ops})
+        sessions = len({op.session for op, _, _ in ops})
         if not ops:  # nothing to judge by (histories of tools that record no zxids): no finding
             return {"valid": True, "explanation": "not checked: no successful operation recorded a zxid",
                     "anomalies": [], "sessions": 0, "checked_ops": 0}
@@ -86,15 +89,14 @@ class SessionChecker:
             return "read"
         return None
 
-    def _sessions(self, ops: list[Op]) -> list[dict]:
+    @staticmethod
+    def _sessions(ops: list[tuple[Op, str | None, int]]) -> list[dict]:
         found = []
         latest: dict[Any, _Seen] = {}  # session -> the op with the largest zxid so far
         last_write: dict[Any, _Seen] = {}
-        for op in sorted(ops, key=lambda o: o.call):  # issue order
-            kind = self._kind(op)
+        for op, kind, z in ops:
             if kind is None:
                 continue
-            z = _zxid(op)
             before, own = latest.get(op.session), last_write.get(op.session)
             if before is not None:
                 if kind == "read" and z < before.zxid:
@@ -111,34 +113,38 @@ class SessionChecker:
                 last_write[op.session] = seen
         return found
 
-    def _syncs(self, ops: list[Op], model: str) -> list[dict]:
+    def _syncs(self, ops: list[tuple[Op, str | None, int]], model: str) -> list[dict]:
         """Reads right after a sync against the writes completed before the sync was invoked."""
-        writes = sorted((op.ret, _zxid(op), op) for op in ops if self._kind(op) == "write")
+        writes = sorted((op.ret, z, op) for op, kind, z in ops if kind == "write")
         done_at = [w[0] for w in writes]
         best: list[tuple[int, Op]] = []  # prefix maxima of write zxids by completion
         for _, z, op in writes:
-            best.append(max(best[-1], (z, op), key=lambda t: t[0]) if best else (z, op))
+            best.append(best[-1] if best and best[-1][0] >= z else (z, op))
         found = []
-        for read, synced_at in self._synced_reads(ops):
+        for read, z, synced_at in self._synced_reads(ops):
             i = bisect_left(done_at, synced_at)  # writes that completed before the sync began
-            if i and _zxid(read) < best[i - 1][0]:
+            if i and z < best[i - 1][0]:
                 found.append(_anomaly("stale-after-sync", read, _Seen(best[i - 1][0], best[i - 1][1], True), model))
         return found
 
-    def _synced_reads(self, ops: list[Op]) -> list[tuple[Op, int]]:
-        """(read, when its sync was invoked) for reads that carry their own sync or follow one."""
+    @staticmethod
+    def _synced_reads(ops: list[tuple[Op, str | None, int]]) -> list[tuple[Op, int, int]]:
+        """(read, its zxid, when its sync was invoked) for reads that carry their own sync or
+        follow one."""
         out = []
         pending: dict[Any, Op] = {}
-        for op in sorted(ops, key=lambda o: o.call):
+        for op, kind, z in ops:
             if op.f == SYNC:
                 pending[op.session] = op
                 continue
-            sync = pending.pop(op.session, None)
+            sync = pending.pop(op.session, None) if pending else None
+            if kind != "read":
+                continue
             value = op.invoke.get("value")
-            if self._kind(op) == "read" and isinstance(value, Mapping) and value.get("sync"):
-                out.append((op, op.call))
-            elif self._kind(op) == "read" and sync is not None:
-                out.append((op, sync.call))
+            if isinstance(value, Mapping) and value.get("sync"):
+                out.append((op, z, op.call))
+            elif sync is not None:
+                out.append((op, z, sync.call))
         return out
 
 

@@ -71,20 +71,21 @@ class StatsChecker:
         """Valid, unless the history ends with a fault in effect: then what the final phase saw
         is not the healed cluster, and no verdict can be trusted ("unknown")."""
         with paused_gc():
-            stats = statistics(history, self.faults, self.heals)
-            left = faults_left(history, self.faults, self.heals)
+            windows, left = _windows(history, self.faults, self.heals)
+            stats = statistics(history, sorted(windows))
+            left = sorted(left)
         if left:
             return {"valid": "unknown", "explanation": f"the run ended with a fault still in place ({', '.join(left)})",
                     "faults_left": left, **stats}
         return {"valid": True, **stats}
 
 
-def statistics(records: list[dict[str, Any]], faults: Mapping[str, str], heals: Mapping[str, str]) -> dict[str, Any]:
-    """Per-op outcomes and latency quantiles, throughput, per-node outcomes, fault windows."""
+def statistics(records: list[dict[str, Any]], windows: list[tuple[int, int, str]]) -> dict[str, Any]:
+    """Per-op outcomes and latency quantiles, throughput, per-node outcomes, fault windows
+    (`fault_windows`)."""
     ops = [op for op in pair_ops(records) if op.process != NEMESIS]
     if not ops:
         return {"total_ops": 0, "ops": {}, "nodes": {}, "faults": {}, "fault_windows_s": []}
-    windows = fault_windows(records, faults, heals)
     # This runs over every op: counting goes through Counter(iterable), which counts in C, once
     # for (f, node, outcome) together; the few distinct keys are then summed up.
     types = [op.type for op in ops]

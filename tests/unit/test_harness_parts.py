@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -43,6 +44,23 @@ def test_bad_history_lines_are_reported_with_their_line(tmp_path):
         read_history(path)
     path.write_text('{"index":0,"type":"invoke"}\n')
     with pytest.raises(ValueError, match="h.jsonl:1: missing time_ns, process, f"):
+        read_history(path)
+
+
+@pytest.mark.parametrize("line, error", [
+    ("[1, 2]", "expected an operation object, got list"),
+    ('{"index":0,"time_ns":0,"process":0,"f":"read","type":"wat"}', "type must be invoke|ok|fail|info, got 'wat'"),
+    ('{"index":0,"time_ns":0,"process":0,"f":"read","type":["ok"]}', "type must be invoke|ok|fail|info"),
+    ('{"index":0.5,"time_ns":0,"process":0,"f":"read","type":"ok"}', "index and time_ns must be integers"),
+    ('{"index":0,"time_ns":true,"process":0,"f":"read","type":"ok"}', "index and time_ns must be integers"),
+    ('{"index":0,"time_ns":0,"process":0,"type":"ok","node":null,"value":1,"error":null,"zxid":null,'
+     '"session":null}', "missing f"),
+    ('{"index":0,"time_ns":0,"process":0,"f":"read","type":"ok"} {"index":1}', "not a JSON object"),
+])
+def test_a_line_that_is_not_a_record_is_named_with_what_is_wrong(tmp_path, line, error):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"index":0,"time_ns":0,"process":0,"f":"read","type":"invoke"}\n\n' + line + "\n")
+    with pytest.raises(ValueError, match=f"h.jsonl:3: {re.escape(error)}"):
         read_history(path)
 
 

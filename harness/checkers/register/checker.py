@@ -13,7 +13,8 @@ Result shape (JSON-ready; per-key results use the same fields):
                     "zookeeper": "allowed" | "violation" | "unknown", "classification": str}],
      "failure": {"key", "op", "prefix", "values"}          # when invalid: the first bad op
      "keys": {key: {"valid", "method": "direct" | "search", "anomalies", "explanation",
-                    "first_bad", "prefix", "values", "reason" (when unknown), "stats"}},
+                    "first_bad", "prefix", "values", "reason" (when unknown), "stats",
+                    "final_read": True (one succeeded) | False (tried, none did) | None (none tried)}},
      "stats": {"keys", "skipped_ops", "time_s", "anomalies"},
      "consistency": "linearizable" | "zookeeper",
      "only_stale_reads_allowed_by_zookeeper": bool}        # linearizable mode, when invalid
@@ -93,6 +94,7 @@ def _check_register(history: Iterable[Mapping], consistency: str, time_limit: fl
             if verdict.valid is False:
                 _annotate_with_zookeeper(key, result, by_key[key], deadline, budget)
         _add_version_findings(key, result, kops)
+        result["final_read"] = kops.final_read
         return result
 
     # Keys are independent: they are checked on every core (the search's budgets are per key).
@@ -169,22 +171,13 @@ def _combine(keys: dict[Any, dict], consistency: str) -> dict:
     return out
 
 
-def missing_final_reads(history: Iterable[Mapping]) -> list[Any]:
+def missing_final_reads(result: Mapping[str, Any]) -> list[Any]:
     """Keys no final read succeeded on, when the history has final reads at all. Without one
     a lost write can look like a stale read ZooKeeper allows, so the verdict cannot be valid."""
-    keys, seen, any_final = set(), set(), False
-    for r in history:
-        v = r.get("value")
-        if (type(v) is not dict and not isinstance(v, Mapping)) or "key" not in v or r.get("process") == "nemesis":
-            continue
-        keys.add(v["key"])
-        if r.get("final") or v.get("final"):
-            kind = r.get("type")
-            if kind == "invoke":
-                any_final = True
-            elif kind == "ok" and r.get("f") == "read":
-                seen.add(v["key"])
-    return sorted(keys - seen, key=str) if any_final else []
+    keys = result.get("keys", {})
+    if all(r.get("final_read") is None for r in keys.values()):
+        return []
+    return sorted((k for k, r in keys.items() if r.get("final_read") is not True), key=str)
 
 
 class RegisterChecker:
@@ -196,8 +189,7 @@ class RegisterChecker:
 
     def check(self, history: list[dict], options: Mapping[str, Any]) -> dict:
         out = check_register(history, consistency=self.consistency, time_limit=self.time_limit)
-        with paused_gc():
-            missing = missing_final_reads(history)
+        missing = missing_final_reads(out)
         if missing and out.get("valid") is True:
             out["valid"] = "unknown"
             out["explanation"] = (f"no successful final read of key(s) {', '.join(map(str, missing))}: "

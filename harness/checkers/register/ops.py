@@ -37,6 +37,7 @@ class KeyOps:
     failed_writes: dict[Any, RegOp]  # value -> a failed write/cas that would have written it
     all_written: list[Any]  # every value any write/cas tried to write (uniqueness test)
     dropped_reads: int
+    final_read: bool | None = None  # a final read succeeded; False: tried, none did; None: none tried
 
 
 def _get(source: Any, name: str) -> Any:
@@ -55,14 +56,17 @@ def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
     failed: dict[Any, RegOp] = {}
     written: list[Any] = []
     dropped = 0
+    final_read = None
     for op in ops:
         f = "read" if op.f in ("final-read", "quorum-read") else op.f
         if f == "read":
+            final = is_final_read(op)
+            if final:
+                final_read = final_read or op.type == "ok"
             if op.type != "ok":
                 dropped += 1
                 continue
-            kept.append(RegOp(op, "r", _field(op.value, "value"), None, True, op.call, op.ret,
-                              is_final_read(op), op.session))
+            kept.append(RegOp(op, "r", _field(op.value, "value"), None, True, op.call, op.ret, final, op.session))
             continue
         invoked = op.invoke.get("value")
         source = invoked if type(invoked) is dict or isinstance(invoked, Mapping) else op.value
@@ -77,7 +81,7 @@ def reduce_key_ops(ops: Iterable[Op]) -> KeyOps:
         else:
             kept.append(reg)
     kept.sort(key=attrgetter("call"))
-    return KeyOps(kept, failed, written, dropped)
+    return KeyOps(kept, failed, written, dropped, final_read)
 
 
 def prune_unobserved(ops: list[RegOp]) -> tuple[list[RegOp], list[RegOp]]:

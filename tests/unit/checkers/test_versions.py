@@ -97,3 +97,17 @@ def test_lost_writes_are_never_called_stale_reads_zookeeper_allows() -> None:
     assert not result.get("only_stale_reads_allowed_by_zookeeper")
     assert "ZooKeeper's own model allows" not in result["explanation"]
     assert result["summary"][0]["classification"] == "lost write"
+
+
+def test_a_key_without_a_successful_final_read_leaves_the_verdict_unknown() -> None:
+    # Without a final read a lost write can pass for a stale read ZooKeeper allows.
+    h = (History().write(0, 1, 1).write(0, 2, 5)
+         .read(1, 1, 1, final=True).invoke(1, "read", 2, final=True).info(1, final=True))
+    result = RegisterChecker("zookeeper").check(h.records, {})
+    assert result["valid"] == "unknown"
+    assert "no successful final read of key(s) 2" in result["explanation"]
+    assert [result["keys"][k]["final_read"] for k in (1, 2)] == [True, False]
+    h.read(2, 2, 5, final=True)
+    assert RegisterChecker("zookeeper").check(h.records, {})["valid"] is True
+    no_final_phase = History().write(0, 1, 1).read(1, 1, 1)  # a history with no final phase at all
+    assert RegisterChecker("zookeeper").check(no_final_phase.records, {})["valid"] is True
