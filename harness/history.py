@@ -96,12 +96,14 @@ class HistoryRecorder:
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """history.jsonl from us or from another tool: one record per line, blank lines skipped,
-    missing optional fields filled in with None. The strings records repeat (outcome, f, node,
-    session: a third of a record's memory) are shared, not copied. A line that is not a record
+    missing optional fields filled in with None. What records repeat is shared, not copied: the
+    strings (outcome, f, node, session: a third of a record's memory) and the items of long
+    lists. A line that is not a record
     raises ValueError naming the file and line."""
     records: list[dict[str, Any]] = []
     strings: dict[str, str] = {}
     share = strings.setdefault
+    items: dict[Any, Any] = {}  # numbers and strings in long lists (_share_items)
     with paused_gc(), open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             try:
@@ -126,8 +128,26 @@ def read_history(path: Path) -> list[dict[str, Any]]:
                 rec["node"] = share(value, value)
             if type(value := rec["session"]) is str:
                 rec["session"] = share(value, value)
+            if len(line) > LONG_LINE:
+                _share_items(rec["value"], items)
             records.append(rec)
     return records
+
+
+LONG_LINE = 2048  # bytes: only a line this long can hold a list worth sharing the items of
+
+
+def _share_items(value: Any, shared: dict) -> None:
+    """Long lists in a value (the set's or queue's elements, a parent's children) mostly repeat
+    what earlier reads returned: each number or string among them is kept once, not once per read."""
+    if type(value) is not dict:
+        return
+    for items in value.values():
+        if type(items) is list and len(items) > 16:
+            try:
+                items[:] = map(shared.setdefault, items, items)
+            except TypeError:  # lists or objects among them: left as they are
+                pass
 
 
 _KINDS = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}

@@ -66,7 +66,6 @@ ALLOWED_BY_ZOOKEEPER = {STALE_READ}
 
 
 State = tuple[int, int, int | None, int]  # account, version, mzxid, balance: as an op saw or left it
-Seen = dict[int, list[State]]  # op id -> the account states it reports
 
 
 def _anomaly(kind: str, ops: list[Op], explanation: str, **values: Any) -> dict:
@@ -80,8 +79,8 @@ def _is_sync(op: Op) -> bool:
 
 
 def _states(op: Op) -> list[State]:
-    """The account states an ok read or transfer reports (plain tuples: a read makes one per
-    account, and there are many reads)."""
+    """The account states an ok read or transfer reports: made again by each pass that needs them
+    rather than kept for every op at once (a million ops' states would outweigh the history)."""
     v = op.value
     if op.f == "read":
         return list(zip(range(len(v["balances"])), v["versions"], v["mzxids"], v["balances"]))
@@ -101,35 +100,51 @@ def _sum_findings(reads: list[Op], accounts: int) -> list[dict]:
     return found
 
 
-def _history_findings(ops: list[Op], seen: Seen) -> list[dict]:
+def _history_findings(ops: list[Op]) -> list[dict]:
     """Per account: one state per version (version 0 the initial one), mzxids rising with versions."""
-    first: dict[tuple[int, int], tuple[int | None, int, Op]] = {}  # (account, version) -> (mzxid, balance, op)
+    first: dict[int, dict[int, Op]] = defaultdict(dict)  # account -> version -> the first op to report it
     found = []
     for op in ops:
-        for account, version, mzxid, balance in seen[op.id]:
-            ref = first.setdefault((account, version), (mzxid, balance, op))
-            expected = INITIAL_BALANCE if version == 0 else ref[1]
-            if balance == expected and mzxid == ref[0]:
+        for account, version, mzxid, balance in _states(op):
+            ref = first[account].setdefault(version, op)
+            if ref is op:
+                if version == 0 and balance == INITIAL_BALANCE:
+                    continue
+                ref_mzxid, ref_balance = mzxid, INITIAL_BALANCE if version == 0 else balance
+            else:
+                ref_mzxid, ref_balance = _account_state(ref, account, version)
+            expected = INITIAL_BALANCE if version == 0 else ref_balance
+            if balance == expected and mzxid == ref_mzxid:
                 continue
             other = (f"every account was created holding {INITIAL_BALANCE}" if balance != expected and version == 0
-                     else f"{ref[2].f} (record {ref[2].ret}) saw balance {ref[1]} at zxid {ref[0]}")
-            found.append(_anomaly(CONFLICT, [op, ref[2]], f"account {account} at version {version}: {op.f} "
+                     else f"{ref.f} (record {ref.ret}) saw balance {ref_balance} at zxid {ref_mzxid}")
+            found.append(_anomaly(CONFLICT, [op, ref], f"account {account} at version {version}: {op.f} "
                                   f"(record {op.ret}) saw balance {balance} at zxid {mzxid}, but {other}",
                                   account=account, version=version))
-    chain = sorted((account, version, mzxid, op) for (account, version), (mzxid, _, op) in first.items()
-                   if mzxid is not None)
-    for (account, old, older, older_op), (same, version, mzxid, op) in zip(chain, chain[1:]):
-        if account == same and older >= mzxid:
-            found.append(_anomaly(CONFLICT, [op, older_op], f"account {account}: version {version} has zxid {mzxid}, not "
-                                  f"above version {old}'s {older}", account=account, version=version))
+    for account, versions in sorted(first.items()):
+        chain = [(version, mzxid, op) for version in sorted(versions)
+                 if (mzxid := _account_state(op := versions[version], account, version)[0]) is not None]
+        for (old, older, older_op), (version, mzxid, op) in zip(chain, chain[1:]):
+            if older >= mzxid:
+                found.append(_anomaly(CONFLICT, [op, older_op], f"account {account}: version {version} has zxid "
+                                      f"{mzxid}, not above version {old}'s {older}", account=account, version=version))
     return found
 
 
-def _committed(seen: Seen) -> dict[int, list[int]]:
+def _account_state(op: Op, account: int, version: int) -> tuple[int | None, int]:
+    """(mzxid, balance) of an account at a version, as an ok read or transfer reports it."""
+    v = op.value
+    if op.f == "read":  # a read reports every account, in order
+        return v["mzxids"][account], v["balances"][account]
+    side = 0 if v["from"] == account and v["versions"][0] == version else 1  # a transfer: from, to
+    return v.get("zxid"), v["balances"][side]
+
+
+def _committed(ops: list[Op]) -> dict[int, list[int]]:
     """Per account, the zxids of the txns known to have changed it (acknowledged or seen)."""
     zxids: dict[int, set[int]] = defaultdict(set)
-    for states in seen.values():
-        for account, _, mzxid, _ in states:
+    for op in ops:
+        for account, _, mzxid, _ in _states(op):
             if mzxid is not None:
                 zxids[account].add(mzxid)
     return {account: sorted(z) for account, z in zxids.items()}
@@ -151,7 +166,7 @@ def _torn_findings(reads: list[Op], committed: dict[int, list[int]]) -> list[dic
     return found
 
 
-def _final_findings(finals: list[Op], transfers: list[Op], seen: Seen) -> tuple[list[dict], Op | None]:
+def _final_findings(finals: list[Op], transfers: list[Op]) -> tuple[list[dict], Op | None]:
     if not finals:
         return [], None
     found = []
@@ -162,7 +177,7 @@ def _final_findings(finals: list[Op], transfers: list[Op], seen: Seen) -> tuple[
     final = max(finals, key=lambda r: sum(r.value["versions"]))
     versions, mzxids = final.value["versions"], final.value["mzxids"]
     for t in transfers:
-        for account, version, mzxid, _ in seen[t.id]:
+        for account, version, mzxid, _ in _states(t):
             if version > versions[account] or (mzxid is not None and mzxid > mzxids[account]):
                 found.append(_anomaly(LOST_TRANSFER, [t, final], f"transfer (record {t.ret}) left account {account} "
                                       f"at version {version}, zxid {mzxid}; the final state has it at version "
@@ -171,14 +186,14 @@ def _final_findings(finals: list[Op], transfers: list[Op], seen: Seen) -> tuple[
     return found, final
 
 
-def _stale_findings(reads: list[Op], transfers: list[Op], accounts: int, seen: Seen) -> list[dict]:
+def _stale_findings(reads: list[Op], transfers: list[Op], accounts: int) -> list[dict]:
     """Against what transfers acknowledged before each read began force, account by account."""
     done = sorted(transfers, key=lambda t: t.ret)
     newest: list[tuple[float, Op | None]] = [(0, None)] * accounts  # per account: (zxid, transfer)
     found, k = [], 0
     for r in sorted(reads, key=lambda r: r.call):
         while k < len(done) and done[k].ret < r.call:
-            for account, _, mzxid, _ in seen[done[k].id]:
+            for account, _, mzxid, _ in _states(done[k]):
                 if mzxid is not None and account < accounts and mzxid > newest[account][0]:
                     newest[account] = (mzxid, done[k])
             k += 1
@@ -193,7 +208,7 @@ def _stale_findings(reads: list[Op], transfers: list[Op], accounts: int, seen: S
     return found
 
 
-def _session_findings(reads: list[Op], transfers: list[Op], seen: Seen) -> list[dict]:
+def _session_findings(reads: list[Op], transfers: list[Op]) -> list[dict]:
     """A session's view of each account (its reads, its own transfers) never goes back."""
     by_session: dict[Any, list[Op]] = defaultdict(list)
     for op in reads + transfers:
@@ -205,11 +220,11 @@ def _session_findings(reads: list[Op], transfers: list[Op], seen: Seen) -> list[
         for op in sorted(ops, key=lambda o: o.call):
             while completed and completed[0][0] < op.call:
                 _, _, done = heapq.heappop(completed)
-                for account, _, mzxid, _ in seen[done.id]:
+                for account, _, mzxid, _ in _states(done):
                     if mzxid is not None and mzxid > view.get(account, (-1, None))[0]:
                         view[account] = (mzxid, done)
             if op.f == "read":
-                behind = [(account, mzxid) for account, _, mzxid, _ in seen[op.id]
+                behind = [(account, mzxid) for account, _, mzxid, _ in _states(op)
                           if account in view and mzxid < view[account][0]]
                 if behind:
                     account, mzxid = behind[0]
@@ -227,18 +242,18 @@ def check_bank(history: Iterable[Mapping], consistency: str = "zookeeper", accou
     transfers = [op for op in ops if op.f == "transfer" and op.ok]
     reads = [op for op in ops if op.f == "read" and op.ok]
     finals = [r for r in reads if r.invoke.get("final")]
-    seen = {op.id: _states(op) for op in transfers + reads}
-    final_anomalies, final = _final_findings(finals, transfers, seen)
-    anomalies = (_sum_findings(reads, accounts) + _history_findings(transfers + reads, seen) + final_anomalies
-                 + _torn_findings(reads, _committed(seen)) + _stale_findings(reads, transfers, accounts, seen)
-                 + _session_findings(reads, transfers, seen))
+    final_anomalies, final = _final_findings(finals, transfers)
+    anomalies = (_sum_findings(reads, accounts) + _history_findings(transfers + reads) + final_anomalies
+                 + _torn_findings(reads, _committed(transfers + reads)) + _stale_findings(reads, transfers, accounts)
+                 + _session_findings(reads, transfers))
     out = _verdict(anomalies, consistency, have_final=final is not None)
     out["final"] = {k: final.value[k] for k in ("balances", "versions", "mzxids")} if final else None
     acknowledged = {t.value.get("zxid") for t in transfers}
     out["stats"] = {
         "transfers": dict(Counter(op.type for op in ops if op.f == "transfer")),
         "reads": len(reads),
-        "unacknowledged_txns_seen": len({z for states in seen.values() for _, n, z, _ in states if n > 0} - acknowledged),
+        "unacknowledged_txns_seen": len({z for op in transfers + reads for _, n, z, _ in _states(op) if n > 0}
+                                        - acknowledged),
     }
     return out
 

@@ -34,6 +34,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import attrgetter
 from typing import Any, Mapping
 
 from .core import MAX_REPORTED_ANOMALIES, History, summarise
@@ -60,9 +61,9 @@ class Element:
     value: Any
     adds: list[Op] = field(default_factory=list)
     known: float = INF  # the record index from which it certainly exists
-    known_by: str = ""
+    known_by: Op | None = None  # the op that proved it exists: its acknowledged add, or a read
     first_read: Op | None = None  # the first read to complete holding it
-    duplicated_in: list[Op] = field(default_factory=list)
+    duplicated_in: list[Op] | None = None  # reads that held it more than once
     stale_reads: int = 0
     first_stale: Op | None = None
     violation: tuple[Op, str] | None = None  # the first stale read ZooKeeper forbids, and why
@@ -92,6 +93,10 @@ class Sweep:
         self.first_call = {e: c for e, el in elements.items() if (c := _first_effective_call(el)) != INF}
         self.known: set = set()
         self.pending: set = set()  # acknowledged elements whose add began, not yet known
+        # What each session has seen (its returned reads, its acknowledged adds), kept as the ops
+        # until one of its reads misses something: only then is it made a set (a set per session
+        # of everything it read would take more memory than the history's reads themselves).
+        self.seen_ops: dict[Any, list[Op]] = {}
         self.seen_by_session: dict[Any, set] = {}
         self.reads: list[Op] = []  # ok reads, by invocation: a read's position is its index here
         self.in_flight: dict[int, Read] = {}
@@ -105,8 +110,8 @@ class Sweep:
 
     def add_acknowledged(self, op: Op) -> None:
         e = hashable(op.value["element"])
-        self._learn(e, op.ret, f"its add was acknowledged (record {op.ret})")
-        self.seen_by_session.setdefault(op.session, set()).add(e)
+        self._learn(e, op)
+        self.seen_ops.setdefault(op.session, []).append(op)
 
     def read_began(self, op: Op) -> None:
         seen, members = _elements_read(op)
@@ -114,7 +119,8 @@ class Sweep:
         if len(members) != len(seen):
             for e, n in Counter(seen).items():
                 if n > 1:
-                    self._element(e).duplicated_in.append(op)
+                    el = self._element(e)
+                    el.duplicated_in = (el.duplicated_in or []) + [op]
         position = len(self.reads)
         self.reads.append(op)
         self.in_flight[op.id] = read
@@ -129,11 +135,21 @@ class Sweep:
         for e in read.members - self.known:
             el = self._element(e)
             el.first_read = op
-            self._learn(e, op.ret, f"{_describe_read(op)} saw it")
-        self.seen_by_session.setdefault(op.session, set()).update(read.members)
+            self._learn(e, op)
+        self.seen_ops.setdefault(op.session, []).append(op)
+
+    def _seen(self, session: Any) -> set:
+        """Every element the session has read or added so far."""
+        seen = self.seen_by_session.setdefault(session, set())
+        for op in self.seen_ops.pop(session, ()):
+            if op.f == "add":
+                seen.add(hashable(op.value["element"]))
+            else:
+                seen.update(_elements_read(op)[1])
+        return seen
 
     def _missed(self, read: Read, position: int, missed: set) -> None:
-        seen = self.seen_by_session.get(read.op.session, ())
+        seen = None
         newest_add = None
         for e in missed:
             el = self.elements[e]
@@ -144,19 +160,23 @@ class Sweep:
                 continue
             el.stale_reads += 1
             el.first_stale = el.first_stale or read.op
-            if el.violation is None and e in seen:
+            if el.violation is not None:
+                continue
+            if seen is None:  # only reads that missed something need these two
+                seen = self._seen(read.op.session)
+            if e in seen:
                 el.violation = (read.op, "stale-session")
-            elif el.violation is None:
-                if newest_add is None:  # only reads that missed something need it
-                    newest_add = max(map(self.first_call.get, read.members, repeat(-INF)), default=-INF)
-                if newest_add > el.known:
-                    el.violation = (read.op, "stale-prefix")
+                continue
+            if newest_add is None:
+                newest_add = max(map(self.first_call.get, read.members, repeat(-INF)), default=-INF)
+            if newest_add > el.known:
+                el.violation = (read.op, "stale-prefix")
 
-    def _learn(self, e: Any, at: float, by: str) -> None:
+    def _learn(self, e: Any, by: Op) -> None:
         if e in self.known:
             return
         el = self.elements[e]
-        el.known, el.known_by = at, by
+        el.known, el.known_by = by.ret, by
         self.known.add(e)
         self.pending.discard(e)
 
@@ -209,18 +229,20 @@ def _sweep(ops: list[Op]) -> Sweep:
             e = hashable(op.value["element"])
             (elements.get(e) or elements.setdefault(e, Element(e))).adds.append(op)
     sweep = Sweep(elements)
-    events = []  # (record index, handler, op); indices are unique, so handlers are never compared
-    for op in ops:
-        if op.f == "add":
-            events.append((op.call, sweep.add_began, op))
-            if op.ok:
-                events.append((op.ret, sweep.add_acknowledged, op))
-        elif op.f == "read" and op.ok:
-            events.append((op.call, sweep.read_began, op))
-            events.append((op.ret, sweep.read_returned, op))
-    events.sort()
-    for _, handle, op in events:
-        handle(op)
+    # Events in record order, merged from invocations (the ops' own order) and completions
+    # (sorted by record): two lists of ops rather than a list of every event.
+    begins = [op for op in ops if op.f == "add" or (op.f == "read" and op.ok)]
+    ends = sorted((op for op in begins if op.ok), key=attrgetter("ret"))
+    i = j = 0
+    while j < len(ends):
+        if i < len(begins) and begins[i].call < ends[j].ret:
+            op, i = begins[i], i + 1
+            (sweep.add_began if op.f == "add" else sweep.read_began)(op)
+        else:
+            op, j = ends[j], j + 1
+            (sweep.add_acknowledged if op.f == "add" else sweep.read_returned)(op)
+    for op in begins[i:]:
+        (sweep.add_began if op.f == "add" else sweep.read_began)(op)
     return sweep
 
 
@@ -252,17 +274,17 @@ def _anomalies(el: Element) -> list[dict]:
                               f"more than once (reads that did: {len(el.duplicated_in)})."))
     if el.first_lost is not None:
         found.append(_anomaly("lost", el, el.first_lost, VIOLATION, f"{_describe_read(el.first_lost)} "
-                              f"missed {el.value!r}, which exists since {el.known_by} (final reads that missed "
+                              f"missed {el.value!r}, which exists since {_known_by(el)} (final reads that missed "
                               f"it: {el.lost_reads})."))
     if el.violation is not None:
         read, why = el.violation
         because = ("its session had already seen or added it" if why == "stale-session"
                    else "it saw an add that began after that")
         found.append(_anomaly("stale", el, read, VIOLATION, f"{_describe_read(read)} missed {el.value!r}, which "
-                              f"exists since {el.known_by}, though {because}.", CLASSIFICATION[why]))
+                              f"exists since {_known_by(el)}, though {because}.", CLASSIFICATION[why]))
     elif el.first_stale is not None:
         found.append(_anomaly("stale", el, el.first_stale, ALLOWED, f"{_describe_read(el.first_stale)} missed "
-                              f"{el.value!r}, which exists since {el.known_by} (reads that missed it: "
+                              f"{el.value!r}, which exists since {_known_by(el)} (reads that missed it: "
                               f"{el.stale_reads})."))
     return found
 
@@ -297,6 +319,12 @@ def _brief(read: Op) -> dict:
     record = op_record(read)
     record["size"] = len(record["value"].pop("elements", None) or ())
     return record
+
+
+def _known_by(el: Element) -> str:
+    """What proved the element exists (made into words only for the few elements reported)."""
+    op = el.known_by
+    return f"its add was acknowledged (record {op.ret})" if op.f == "add" else f"{_describe_read(op)} saw it"
 
 
 def _is_final(read: Op) -> bool:

@@ -159,6 +159,18 @@ def test_a_session_that_misses_what_it_saw_or_added_went_back(first: str) -> Non
     assert stale["classification"] == "read went back in its session (it had seen or added the element)"
 
 
+def test_a_session_goes_back_again_after_its_first_miss() -> None:
+    # What the session saw after its first stale read counts too: 2, seen by its third read,
+    # is missed by its fourth (another session's stale reads are allowed: c reads nothing).
+    h = (H().add(0, 1, session="a").read(1, [1], session="b").read(1, [], session="b").read(2, [], session="c")
+         .add(0, 2, session="a").read(1, [1, 2], session="b").read(1, [1], session="b").finals([1, 2]))
+    result = check_set(h.records, "zookeeper")
+    went_back = [a for a in result["anomalies"] if a["type"] == "stale" and a["zookeeper"] == "violation"]
+    assert sorted(a["element"] for a in went_back) == [1, 2]
+    assert all(a["classification"].startswith("read went back in its session") for a in went_back)
+    assert result["elements"]["stale_reads"] == 3
+
+
 def test_a_read_that_saw_a_later_add_but_missed_an_earlier_one_is_no_prefix() -> None:
     h = H().add(0, 1, session="a").add(0, 2, session="a").read(1, [2], session="b").finals([1, 2])
     result = check_set(h.records, "zookeeper")
