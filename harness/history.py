@@ -8,6 +8,7 @@ happen, so a crashed run still leaves the history up to the crash.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -104,10 +105,13 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     strings: dict[str, str] = {}
     share = strings.setdefault
     items: dict[Any, Any] = {}  # numbers and strings in long lists (_share_items)
+    compact = os.path.getsize(path) > COMPACT_ABOVE
     with paused_gc(), open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             try:
                 rec = orjson.loads(line)
+                if compact:
+                    rec = dict(rec.items())
             except orjson.JSONDecodeError as e:
                 if line.isspace():
                     continue
@@ -134,6 +138,9 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+# orjson makes each record a dict with room for any key; rebuilt, it takes 80 bytes less (a
+# sixth of a record) for 0.7 us more. Worth it where memory is what runs out: large histories.
+COMPACT_ABOVE = 64 * 2**20  # bytes of history.jsonl (about 170k ops)
 LONG_LINE = 2048  # bytes: only a line this long can hold a list worth sharing the items of
 
 

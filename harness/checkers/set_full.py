@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
-from itertools import repeat
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Mapping
 
@@ -59,7 +58,8 @@ class Element:
     """One element's life, as the sweep over the history finds it."""
 
     value: Any
-    adds: list[Op] = field(default_factory=list)
+    adds: tuple[Op, ...] = ()  # a tuple: most elements have one add, and there may be millions
+    first_call: float = INF  # when it can first have been added (_first_effective_call)
     known: float = INF  # the record index from which it certainly exists
     known_by: Op | None = None  # the op that proved it exists: its acknowledged add, or a read
     first_read: Op | None = None  # the first read to complete holding it
@@ -90,7 +90,8 @@ class Sweep:
 
     def __init__(self, elements: dict[Any, Element]) -> None:
         self.elements = elements
-        self.first_call = {e: c for e, el in elements.items() if (c := _first_effective_call(el)) != INF}
+        for el in elements.values():
+            el.first_call = _first_effective_call(el)
         self.known: set = set()
         self.pending: set = set()  # acknowledged elements whose add began, not yet known
         # What each session has seen (its returned reads, its acknowledged adds), kept as the ops
@@ -168,9 +169,14 @@ class Sweep:
                 el.violation = (read.op, "stale-session")
                 continue
             if newest_add is None:
-                newest_add = max(map(self.first_call.get, read.members, repeat(-INF)), default=-INF)
+                newest_add = self._newest_add(read.members)
             if newest_add > el.known:
                 el.violation = (read.op, "stale-prefix")
+
+    def _newest_add(self, members: set) -> float:
+        """The latest moment at which one of these elements can first have been added."""
+        get = self.elements.get
+        return max((c for e in members if (el := get(e)) is not None and (c := el.first_call) != INF), default=-INF)
 
     def _learn(self, e: Any, by: Op) -> None:
         if e in self.known:
@@ -227,7 +233,10 @@ def _sweep(ops: list[Op]) -> Sweep:
             if not isinstance(op.value, dict) or "element" not in op.value:
                 raise HistoryError(f"add at record {op.call} has no element")
             e = hashable(op.value["element"])
-            (elements.get(e) or elements.setdefault(e, Element(e))).adds.append(op)
+            el = elements.get(e)
+            if el is None:
+                el = elements[e] = Element(e)
+            el.adds += (op,)
     sweep = Sweep(elements)
     # Events in record order, merged from invocations (the ops' own order) and completions
     # (sorted by record): two lists of ops rather than a list of every event.
