@@ -11,11 +11,13 @@ held at the fork would stay held in the worker. `ZKCHAOS_CHECK_JOBS` caps the pr
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import traceback
 from typing import Callable, Sequence, TypeVar
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 JOBS_ENV = "ZKCHAOS_CHECK_JOBS"
@@ -24,7 +26,13 @@ FORK_MAX_RECORDS = 600_000  # about 400 MB of records
 
 
 class WorkerFailed(RuntimeError):
-    """A worker process raised, or died before it sent its results."""
+    """A worker process raised, or died before it sent its results. The message is one line (the
+    worker's exception); `details` holds the worker's whole traceback."""
+
+    def __init__(self, details: str) -> None:
+        lines = details.strip().splitlines()
+        super().__init__(lines[-1] if lines else "a worker process failed")
+        self.details = details
 
 
 def jobs(records: int | None = None) -> int:
@@ -44,7 +52,7 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], weights: Sequence[float] 
              workers: int | None = None) -> list[R]:
     """`[fn(item) for item in items]`, shared among up to `workers` processes (default: `jobs()`)
     so that each gets about the same total weight (heaviest items first, each to the lightest
-    share). Exceptions in a worker are raised here as WorkerFailed with the worker's traceback."""
+    share). An exception in a worker is raised here as WorkerFailed."""
     n = min(workers or jobs(), len(items))
     if n < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
         return [fn(item) for item in items]
@@ -60,12 +68,20 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T], weights: Sequence[float] 
         send.close()
         running.append((worker, receive))
     results: list = [None] * len(items)
-    for i in shares[0]:
-        results[i] = fn(items[i])
+    try:
+        for i in shares[0]:
+            results[i] = fn(items[i])
+    except BaseException:  # the workers' results are of no use now: stop them
+        for worker, receive in running:
+            worker.terminate()
+            worker.join()
+            receive.close()
+        raise
     for share, (worker, receive) in zip(shares[1:], running):
         outcome = _receive(receive)
         worker.join()
         if isinstance(outcome, str):
+            log.debug("a checker worker failed:\n%s", outcome)
             raise WorkerFailed(outcome)
         for i, result in zip(share, outcome):
             results[i] = result

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import threading
+import time
 
 import pytest
 
@@ -35,8 +38,23 @@ def test_an_exception_in_a_worker_is_raised_with_its_traceback():
             raise KeyError("three")
         return i
 
-    with pytest.raises(WorkerFailed, match="KeyError: 'three'"):
+    with pytest.raises(WorkerFailed, match="^KeyError: 'three'$") as failed:
         fork_map(boom, [0, 1, 2, 3], weights=[9, 1, 1, 1], workers=2)  # 3 lands in the worker
+    assert "Traceback" in failed.value.details and "in boom" in failed.value.details
+
+
+def test_an_exception_here_stops_the_workers():
+    def slow_or_boom(i: int) -> int:
+        if i == 0:
+            raise ValueError("here")
+        signal.pause()  # until the worker is stopped
+        return i
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="here"):
+        fork_map(slow_or_boom, [0, 1], weights=[2, 1], workers=2)
+    assert time.monotonic() - started < 10
+    assert not multiprocessing.active_children()
 
 
 def test_a_worker_that_dies_is_reported():
