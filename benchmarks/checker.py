@@ -75,6 +75,7 @@ class SimOp:
     out: dict | None = None  # the completion's value: the invocation's plus these fields
     error: str | None = None
     zxid: int | None = None  # the reply's
+    session: str | None = None  # when not the process's one session
 
 
 class Server:
@@ -91,9 +92,10 @@ class Server:
 
 def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_ops: Callable,
               processes: int = 20) -> list[dict]:
-    """Processes run ops back to back (random durations); `new_op(process, rng)` gives (f, value),
-    `apply(server, op)` fills in the outcome in effect order, then `final_ops(server)` gives the
-    final phase's ops, run one at a time through process 0 until it returns nothing more."""
+    """Processes run ops back to back (random durations); `new_op(process, rng)` gives (f, value)
+    or (f, value, session), `apply(server, op)` fills in the outcome in effect order, then
+    `final_ops(server)` gives the final phase's ops (the same shapes), run one at a time through
+    process 0 until it returns nothing more."""
     rng = random.Random(seed)
     free = [(rng.random(), p) for p in range(processes)]
     ops = []
@@ -101,13 +103,15 @@ def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_op
         start, p = free[0]
         end = start + rng.uniform(0.5, 3.0)
         heapq.heapreplace(free, (end + rng.uniform(0.0, 0.5), p))
-        ops.append(SimOp(p, *new_op(p, rng), start, end, rng.uniform(start, end)))
+        f, value, *session = new_op(p, rng)
+        ops.append(SimOp(p, f, value, start, end, rng.uniform(start, end), session=next(iter(session), None)))
     server = Server()
     for op in sorted(ops, key=lambda o: o.point):
         apply(server, op)
     t = max((o.end for o in ops), default=0.0) + 1.0
     while (nxt := final_ops(server)) is not None:
-        op = SimOp(0, *nxt, t, t + 1.0, t + 0.5, final=True)
+        f, value, *session = nxt
+        op = SimOp(0, f, value, t, t + 1.0, t + 0.5, final=True, session=next(iter(session), None))
         apply(server, op)
         ops.append(op)
         t += 2.0
@@ -117,7 +121,7 @@ def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_op
         rec = {"index": len(records), "time_ns": int(t * 1e6), "process": o.process, "node": "n1",
                "type": o.type if done else "invoke", "f": o.f,
                "value": dict(o.value, **(o.out or {})) if done else o.value, "error": o.error if done else None,
-               "zxid": o.zxid if done else None, "session": f"0x1000a3f2c{o.process:04x}"}
+               "zxid": o.zxid if done else None, "session": o.session or f"0x1000a3f2c{o.process:04x}"}
         if o.final:
             rec["final"] = True
         records.append(rec)
@@ -272,6 +276,57 @@ def bank_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
                                                         "accounts": accounts}
 
 
+def ephemeral_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    """Each process's session creates up to 3 ephemerals, reads the children and at times closes
+    (its next op starts a new session); the final phase closes the sessions still holding
+    ephemerals, as the run's clients do when they stop, then reads the children."""
+    names = itertools.count()
+    sessions = {}  # process -> (its session, how many of its creates began)
+    state = {"owned": {}, "children": {}, "pzxid": ZXID_BASE + 1, "cversion": 0, "closing": None}
+
+    def new(p: int, rng: random.Random) -> tuple:
+        session, created = sessions.get(p, (f"0x{p + 1:04x}{0:012x}", 0))
+        r = rng.random()
+        if created < 3 and r < 0.35:
+            sessions[p] = (session, created + 1)
+            return "create", {"name": f"e-{next(names)}"}, session
+        if r < 0.9:
+            sessions[p] = (session, created)
+            return "read", {}, session
+        sessions[p] = (f"0x{p + 1:04x}{int(session[6:], 16) + 1:012x}", 0)
+        return "close", {}, session
+
+    def apply(server: Server, op: SimOp) -> None:
+        owned, children = state["owned"], state["children"]
+        if op.f == "read":
+            op.zxid = server.zxid
+            op.out = {"names": sorted(children), "pzxid": state["pzxid"], "cversion": state["cversion"]}
+            return
+        op.zxid = server.txn()
+        if op.f == "create":
+            children[op.value["name"]] = op.session
+            owned.setdefault(op.session, []).append(op.value["name"])
+            state["pzxid"], state["cversion"] = op.zxid, state["cversion"] + 1
+            op.out = {"owner": op.session, "czxid": op.zxid}
+            return
+        for name in owned.pop(op.session, ()):  # the closeSession txn deletes its ephemerals
+            del children[name]
+            state["pzxid"], state["cversion"] = op.zxid, state["cversion"] + 1
+        op.out = {"session": op.session, "zxid": op.zxid}
+
+    def final(server: Server) -> tuple | None:
+        if state["closing"] is None:
+            state["closing"] = sorted(state["owned"])
+        if state["closing"]:
+            return "close", {}, state["closing"].pop()
+        if state["closing"] == []:
+            state["closing"] = False
+            return "read", {"final": True}
+        return None
+
+    return simulated(n_ops, seed, new, apply, final), {"workload": "ephemeral", "consistency": "zookeeper"}
+
+
 GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "register": register_history,
     "counter": counter_history,
@@ -279,6 +334,7 @@ GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "unique-ids": unique_ids_history,
     "queue": queue_history,
     "bank": bank_history,
+    "ephemeral": ephemeral_history,
 }
 
 

@@ -141,7 +141,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 # orjson makes each record a dict with room for any key; rebuilt, it takes 80 bytes less (a
 # sixth of a record) for 0.7 us more. Worth it where memory is what runs out: large histories.
 COMPACT_ABOVE = 64 * 2**20  # bytes of history.jsonl (about 170k ops)
-LONG_LINE = 2048  # bytes: only a line this long can hold a list worth sharing the items of
+LONG_LINE = 512  # bytes: only a line this long can hold a list worth sharing the items of
 
 
 def _share_items(value: Any, shared: dict) -> None:

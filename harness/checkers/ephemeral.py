@@ -40,8 +40,11 @@ Result: {"valid", "explanation", "consistency", "anomalies" ({"type", "name", "e
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any, Mapping
 
 from .core import History, judge
@@ -70,13 +73,10 @@ class Ephemeral:
     owner: str | None = None
     czxid: int | None = None
     known_at: float = INF  # record index from which it certainly exists
-    listings: list[Op] = field(default_factory=list)  # ok reads that listed it
-
-    def born(self) -> int | None:
-        """The zxid from which it certainly exists."""
-        if self.czxid is not None:
-            return self.czxid
-        return min((_zxid(r) for r in self.listings if _zxid(r) is not None), default=None)
+    # ok reads that listed it, as positions in the list of reads: one entry per name per read,
+    # the largest structure of a check, so 4 bytes each rather than a reference and its slot
+    listings: array = field(default_factory=lambda: array("i"))
+    born: int | None = None  # the zxid from which it certainly exists (_parse)
 
 
 @dataclass(slots=True)
@@ -92,7 +92,7 @@ class Session:
 @dataclass(slots=True)
 class Read:
     op: Op
-    names: frozenset
+    names: list  # the read's own list (membership is tested only where something looks wrong)
     zxid: int | None
     final: bool
 
@@ -127,7 +127,9 @@ def check_ephemeral(history: History, consistency: str = "zookeeper") -> dict[st
             return {"valid": "unknown", "explanation": f"malformed history: {err}", "anomalies": []}
         findings = Findings()
         _life(ephemerals, sessions, reads, findings)
-        _after_end(ephemerals, sessions, findings)
+        _after_end(ephemerals, sessions, reads, findings)
+        for el in ephemerals.values():  # freed before the sweep builds its own lists
+            el.listings = array("i")
         _stale_misses(ephemerals, reads, findings)
         return _result(ephemerals, sessions, reads, list(findings.found.values()), consistency)
 
@@ -160,12 +162,19 @@ def _parse(ops: list[Op]) -> tuple[dict[str, Ephemeral], dict[str, Session], lis
             names = op.value.get("names") if isinstance(op.value, Mapping) else None
             if not isinstance(names, list):
                 raise HistoryError(f"ok read at record {op.call} has no list of names")
-            read = Read(op, frozenset(names), _zxid(op), bool(op.invoke.get("final") or op.value.get("final")))
+            read = Read(op, names, _zxid(op), bool(op.invoke.get("final") or op.value.get("final")))
+            position = len(reads)
             reads.append(read)
-            for name in read.names:
-                el = ephemerals.setdefault(name, Ephemeral(name))
-                el.listings.append(op)
-                el.known_at = min(el.known_at, op.ret)
+            for name in set(names):  # every name of every read: the bulk of the work
+                el = ephemerals.get(name)
+                if el is None:
+                    el = ephemerals[name] = Ephemeral(name)
+                el.listings.append(position)
+                if op.ret < el.known_at:
+                    el.known_at = op.ret
+    for el in ephemerals.values():
+        el.born = el.czxid if el.czxid is not None else min(
+            (z for i in el.listings if (z := reads[i].zxid) is not None), default=None)
     return ephemerals, sessions, reads
 
 
@@ -201,10 +210,11 @@ def _life(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], reads:
     by_zxid = sorted((r for r in reads if r.zxid is not None), key=lambda r: r.zxid)
     zxids = [r.zxid for r in by_zxid]
     for el in ephemerals.values():
-        born = el.born()
+        born = el.born
         if born is None:
             continue
-        listed = sorted(((z, op) for op in el.listings if (z := _zxid(op)) is not None), key=lambda t: t[0])
+        listed = sorted(((z, reads[i].op) for i in el.listings if (z := reads[i].zxid) is not None),
+                        key=itemgetter(0))
         owner = sessions.get(el.owner) if el.owner is not None else None
         proofs = [p for p in (listed[-1] if listed else None,
                               (owner.alive_zxid, owner.alive_op) if owner and owner.alive_op else None) if p]
@@ -229,18 +239,21 @@ def _life(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], reads:
                              witness=proof)
 
 
-def _after_end(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], findings: Findings) -> None:
+def _after_end(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], reads: list[Read],
+               findings: Findings) -> None:
     """Listings after the owner's session ended, and listings that predate the create."""
     for el in ephemerals.values():
         if not any(c.type != "fail" for c in el.creates):
             if not el.listings:
                 continue
-            findings.add("unexpected", el, el.listings[0], f"{_describe_op(el.listings[0])} listed {el.name}, "
+            first = reads[el.listings[0]].op
+            findings.add("unexpected", el, first, f"{_describe_op(first)} listed {el.name}, "
                          f"but {'every create of it failed' if el.creates else 'nothing created it'}")
             continue
         owner = sessions.get(el.owner) if el.owner is not None else None
-        for op in el.listings:
-            z, final = _zxid(op), bool(op.invoke.get("final") or op.value.get("final"))
+        for i in el.listings:
+            read = reads[i]
+            op, z, final = read.op, read.zxid, read.final
             if el.czxid is not None and z is not None and z < el.czxid:
                 findings.add("before-create", el, op, f"{_describe_op(op)} at {z:#x} listed {el.name}, "
                              f"created at {el.czxid:#x}")
@@ -266,35 +279,47 @@ def _stale_misses(ephemerals: dict[str, Ephemeral], reads: list[Read], findings:
     """Reads begun after an ephemeral was known that missed it with a state older than its
     create. Swept in record order; the known ephemerals are kept sorted by birth zxid, so a
     read only visits those born after its own zxid: the ones it missed."""
-    events: list[tuple[float, int, Any]] = []  # (record index, order, item); indices are unique
-    for el in ephemerals.values():
-        if el.known_at != INF and el.born() is not None:
-            events.append((el.known_at, 0, el))
-        for c in el.creates:
-            if c.ok:
-                events.append((c.ret, 1, (c.session, el.name)))
-    for read in reads:
-        if read.zxid is not None and not read.final:
-            events.append((read.op.call, 2, read))
-        events.append((read.op.ret, 1, (read.op.session, read.names)))
-    events.sort(key=lambda e: (e[0], e[1]))
+    # (record index, order, item), merged from three sorted lists rather than sorted as one list
+    # of every event: an ephemeral known, a create acknowledged or a read returned, a read begun.
+    known_at = sorted((el for el in ephemerals.values() if el.known_at != INF and el.born is not None),
+                      key=attrgetter("known_at"))
+    done = sorted([c for el in ephemerals.values() for c in el.creates if c.ok] + reads, key=_returned)
+    begun = [r for r in reads if r.zxid is not None and not r.final]  # reads come in invocation order
+    events = heapq.merge(((el.known_at, 0, el) for el in known_at), ((_returned(x), 1, x) for x in done),
+                         ((r.op.call, 2, r) for r in begun), key=itemgetter(0, 1))
     known: list[tuple[int, str]] = []  # (born, name)
-    seen: dict[Any, set] = {}  # session -> names it created or listed
+    # What each session created or listed: kept as names and lists until one of its reads
+    # misses something, only then made a set (sets for every session would outweigh the reads).
+    seen_log: dict[Any, list] = {}
+    seen: dict[Any, set] = {}
+
+    def seen_by(session: Any) -> set:
+        names = seen.setdefault(session, set())
+        for item in seen_log.pop(session, ()):
+            names.update((item,) if isinstance(item, str) else item)
+        return names
+
     for _, kind, item in events:
         if kind == 0:
-            insort(known, (item.born(), item.name))
-        elif kind == 1:
-            session, names = item
-            seen.setdefault(session, set()).update((names,) if isinstance(names, str) else names)
+            insort(known, (item.born, item.name))
+        elif kind == 1:  # an acknowledged create, or a read that returned
+            if type(item) is Read:
+                seen_log.setdefault(item.op.session, []).append(item.names)
+            else:
+                seen_log.setdefault(item.session, []).append(item.value["name"])
         else:
             for born, name in known[bisect_right(known, (item.zxid, "\uffff")):]:
                 if name in item.names:
                     continue  # listed below its czxid: before-create
-                went_back = name in seen.get(item.op.session, ())
+                went_back = name in seen_by(item.op.session)
                 findings.add("stale-session" if went_back else "stale", ephemerals[name], item.op,
                              f"{_describe(item)} missed {name}, known to exist and born at {born:#x}"
                              + (", though its session had already seen it" if went_back else ""),
                              VIOLATION if went_back else ALLOWED)
+
+
+def _returned(item: Op | Read) -> float:
+    return item.op.ret if type(item) is Read else item.ret
 
 
 def _result(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], reads: list[Read],
@@ -313,7 +338,7 @@ def _result(ephemerals: dict[str, Ephemeral], sessions: dict[str, Session], read
             "attempted": sum(1 for e in ephemerals.values() if e.creates),
             "acknowledged": sum(1 for e in ephemerals.values() if e.czxid is not None),
             "indeterminate": sum(1 for e in ephemerals.values() if e.creates and not any(c.ok for c in e.creates)),
-            "life_proven": sum(1 for e in ephemerals.values() if e.born() is not None and e.owner in sessions),
+            "life_proven": sum(1 for e in ephemerals.values() if e.born is not None and e.owner in sessions),
         },
         "sessions": {
             "owners": len(owners),

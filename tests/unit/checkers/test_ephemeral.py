@@ -192,6 +192,13 @@ def test_a_stale_read_missing_what_its_session_saw_is_a_violation() -> None:
     assert a["zookeeper"] == "violation" and a["op"]["zxid"] == 4
 
 
+def test_what_a_session_saw_after_its_first_stale_read_counts_too() -> None:
+    h = (H().create(0, "e-1", A, 5).read(1, ["e-1"], 6, B).read(1, [], 4, B)
+         .create(0, "e-2", A, 7).read(1, ["e-1", "e-2"], 8, B).read(1, ["e-1"], 6, B).finals(["e-1", "e-2"]))
+    went_back = [a for a in check_ephemeral(h.records)["anomalies"] if a["type"] == "stale-session"]
+    assert sorted(a["name"] for a in went_back) == ["e-1", "e-2"]
+
+
 def test_a_stale_listing_after_the_close_is_allowed() -> None:
     h = H().create(0, "e-1", A, 5).close(0, A, 8).read(1, ["e-1"], 7, B).finals()
     zk = check_ephemeral(h.records, "zookeeper")
