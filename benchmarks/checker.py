@@ -327,6 +327,61 @@ def ephemeral_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
     return simulated(n_ops, seed, new, apply, final), {"workload": "ephemeral", "consistency": "zookeeper"}
 
 
+def lock_history(n_ops: int, seed: int, processes: int = 10) -> tuple[list[dict], dict]:
+    """Processes loop acquire, fence, release; the lock is granted in the order the contenders'
+    nodes were created (the order of their acquires), each once the previous holder's release
+    has deleted its node. Txns get zxids in the order they take effect. The final phase
+    inspects the lock: no holder, every fencing record."""
+    rng = random.Random(seed)
+    txns: list[list] = []  # [when it takes effect, zxid]
+
+    def txn(at: float) -> list:
+        txns.append([at, None])
+        return txns[-1]
+
+    ops: list[tuple] = []  # (process, f, start, end, invoke value, completion value: a function of the zxids)
+    requests = [(rng.uniform(0.0, 0.01), p) for p in range(processes)]
+    heapq.heapify(requests)
+    free_at, seq = 0.0, itertools.count()
+    while len(ops) < n_ops:
+        asked, p = heapq.heappop(requests)
+        node, n = txn(asked), next(seq)
+        name, session = f"c{p}__lock__{n:010d}", f"0x1000a3f2c{p:04x}"
+        granted = max(asked + 0.001, free_at + 0.0005)
+        ops.append((p, "acquire", asked, granted, lambda: {},
+                    lambda node=node, n=n, name=name, session=session:
+                    {"node": name, "seq": n, "czxid": node[1], "owner": session}, node))
+        begin = granted + 0.0002
+        end = begin + rng.uniform(0.02, 0.03)
+        fence = txn((begin + end) / 2)
+        ops.append((p, "fence", begin, end, lambda node=node, p=p, name=name: {"token": node[1], "process": p, "node": name},
+                    lambda node=node, p=p, fence=fence: {"name": f"{node[1]}-{p}", "fence_czxid": fence[1]}, fence))
+        release = end + 0.0002
+        delete = txn(release + 0.0005)
+        ops.append((p, "release", release, release + 0.001, lambda name=name: {"node": name}, dict, delete))
+        free_at = delete[0]
+        heapq.heappush(requests, (release + 0.001 + rng.uniform(0.0, 0.01), p))
+    for zxid, t in enumerate(sorted(txns, key=lambda t: t[0]), ZXID_BASE + 2):
+        t[1] = zxid
+    fences = [{"name": f"{op[4]()['token']}-{op[0]}", "czxid": op[6][1], "token": op[4]()["token"],
+               "process": op[0], "session": f"0x1000a3f2c{op[0]:04x}", "begin_ns": int(op[2] * 1e9),
+               "end_ns": int(op[3] * 1e9)} for op in ops if op[1] == "fence"]
+    last = max(op[3] for op in ops) + 1.0
+    final = (0, "inspect", last, last + 0.5, lambda: {"final": True},
+             lambda: {"holders": [], "waited_s": 0.0, "fences": fences}, [0, txns and max(t[1] for t in txns)])
+    events = sorted([(op[2], 0, op) for op in ops] + [(op[3], 1, op) for op in ops], key=lambda e: e[:2])
+    records = []
+    for t, done, op in events + [(final[2], 0, final), (final[3], 1, final)]:
+        process, f, _, _, invoked, completed, made = op
+        rec = {"index": len(records), "time_ns": int(t * 1e9), "process": process, "node": "n1",
+               "type": "ok" if done else "invoke", "f": f, "value": dict(invoked(), **completed()) if done else invoked(),
+               "error": None, "zxid": made[1] if done else None, "session": f"0x1000a3f2c{process:04x}"}
+        if op is final:
+            rec["final"] = True
+        records.append(rec)
+    return records, {"workload": "lock", "consistency": "zookeeper"}
+
+
 GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "register": register_history,
     "counter": counter_history,
@@ -335,6 +390,7 @@ GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "queue": queue_history,
     "bank": bank_history,
     "ephemeral": ephemeral_history,
+    "lock": lock_history,
 }
 
 
