@@ -382,6 +382,67 @@ def lock_history(n_ops: int, seed: int, processes: int = 10) -> tuple[list[dict]
     return records, {"workload": "lock", "consistency": "zookeeper"}
 
 
+def watch_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
+    """Three writers create, set and delete keys k0..k2 under the root; a recursive and a
+    persistent watcher record every notification, as the watch workload's clients journal them:
+    watches set on their first `events`, then each `events` returns what arrived since the last
+    one and a read of the root (at the current zxid: after every notification it shows)."""
+    root, keys = "/zkchaos/watch", 3
+    nodes: dict[int, int] = {}  # key -> version, for the keys that exist
+    roles = {3: "recursive", 4: "persistent"}
+    watchers = {p: {"armed": False, "seq": itertools.count(), "reply": 0, "journal": []} for p in roles}
+    values = itertools.count()
+
+    def new(p: int, rng: random.Random) -> tuple:
+        if p in roles:
+            return "events", {"role": roles[p]}
+        f, key = rng.choice(("create", "set", "set", "delete")), rng.randrange(keys)
+        return (f, {"key": key, "value": next(values)}) if f == "set" else (f, {"key": key})
+
+    def notify(kind: str, path: str) -> None:
+        for p, w in watchers.items():
+            if w["armed"] and (path != root or roles[p] == "persistent") and (kind != "child" or roles[p] == "persistent"):
+                w["journal"].append({"kind": "event", "type": kind, "path": path, "conn": 0, "seq": next(w["seq"]),
+                                     "zxid": w["reply"], "server_zxid": None})
+
+    def reply(w: dict, entry: dict, zxid: int) -> None:
+        w["journal"].append(dict(entry, conn=0, seq=next(w["seq"]), zxid=zxid))
+        w["reply"] = zxid
+
+    def apply(server: Server, op: SimOp) -> None:
+        if op.f == "events":
+            w = watchers[op.process]
+            if not w["armed"]:
+                paths = [root] + ([f"{root}/k{k}" for k in range(keys)] if roles[op.process] == "persistent" else [])
+                for path in paths:
+                    reply(w, {"kind": "watch", "mode": roles[op.process], "path": path}, server.zxid)
+                w["armed"] = True
+            reply(w, {"kind": "read", "path": root, "exists": True, "mzxid": ZXID_BASE + 1}, server.zxid)
+            op.zxid, op.out = server.zxid, {"watcher": f"w{op.process}", "journal": w["journal"]}
+            w["journal"] = []
+            return
+        key = op.value["key"]
+        path = f"{root}/k{key}"
+        if (op.f == "create") == (key in nodes):
+            op.type, op.error = "fail", "node exists" if op.f == "create" else "no node"
+            return
+        op.zxid = server.txn()
+        if op.f == "create":
+            nodes[key] = 0
+            op.out = {"czxid": op.zxid}
+        elif op.f == "set":
+            nodes[key] += 1
+            op.out = {"mzxid": op.zxid, "version": nodes[key]}
+        else:
+            del nodes[key]
+        notify({"create": "created", "set": "changed", "delete": "deleted"}[op.f], path)
+        if op.f != "set":
+            notify("child", root)
+
+    return simulated(n_ops, seed, new, apply, lambda server: None, processes=5), {"workload": "watch",
+                                                                                   "consistency": "zookeeper"}
+
+
 GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "register": register_history,
     "counter": counter_history,
@@ -391,6 +452,7 @@ GENERATORS: dict[str, Callable[[int, int], tuple[Iterable[dict], dict]]] = {
     "bank": bank_history,
     "ephemeral": ephemeral_history,
     "lock": lock_history,
+    "watch": watch_history,
 }
 
 

@@ -141,18 +141,28 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 # orjson makes each record a dict with room for any key; rebuilt, it takes 80 bytes less (a
 # sixth of a record) for 0.7 us more. Worth it where memory is what runs out: large histories.
 COMPACT_ABOVE = 64 * 2**20  # bytes of history.jsonl (about 170k ops)
-LONG_LINE = 512  # bytes: only a line this long can hold a list worth sharing the items of
+LONG_LINE = 512  # bytes: only a line this long can hold lists worth sharing the items of
 
 
 def _share_items(value: Any, shared: dict) -> None:
-    """Long lists in a value (the set's or queue's elements, a parent's children) mostly repeat
-    what earlier reads returned: each number or string among them is kept once, not once per read."""
+    """Lists in a value mostly repeat what earlier records held: the items of long lists of
+    numbers or strings (the set's or queue's elements, a parent's children), and the strings of
+    objects in lists (the kinds, types and paths of a watcher's journal). Each is kept once."""
     if type(value) is not dict:
         return
+    share = shared.setdefault
     for items in value.values():
-        if type(items) is list and len(items) > 16:
+        if type(items) is not list or not items:
+            continue
+        if type(items[0]) is dict:
+            for item in items:
+                if type(item) is dict:
+                    for key, field in item.items():  # replacing a value leaves the dict's size alone
+                        if type(field) is str:
+                            item[key] = share(field, field)
+        elif len(items) > 16:
             try:
-                items[:] = map(shared.setdefault, items, items)
+                items[:] = map(share, items, items)
             except TypeError:  # lists or objects among them: left as they are
                 pass
 

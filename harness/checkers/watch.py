@@ -76,6 +76,7 @@ class Connection:
     watches: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     replies: list[dict] = field(default_factory=list)  # entries with a reply zxid, by seq
+    reply_seqs: list[int] = field(default_factory=list)  # their seqs, for bisection
 
 
 def parent(path: str) -> str:
@@ -171,6 +172,7 @@ def _connections(ops: list[Op]) -> list[Connection]:
     for c in found.values():
         for entries in (c.watches, c.events, c.replies):
             entries.sort(key=lambda e: e["seq"])
+        c.reply_seqs = [r["seq"] for r in c.replies]
     return list(found.values())
 
 
@@ -291,7 +293,7 @@ def _missed(c: Connection, path: str, missed: list[Notification], last: int, ano
 
 
 def _next_reply(c: Connection, seq: int) -> dict | None:
-    i = bisect_right([r["seq"] for r in c.replies], seq)
+    i = bisect_right(c.reply_seqs, seq)
     return c.replies[i] if i < len(c.replies) else None
 
 
