@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 
 import pytest
 
 from harness.checkers.history import pair_ops
+from harness import history as history_module
 from harness.history import HistoryRecorder, read_history
 from harness.workload import Completion
 from workloads.register import RegisterGenerator
@@ -62,6 +64,24 @@ def test_a_line_that_is_not_a_record_is_named_with_what_is_wrong(tmp_path, line,
     path.write_text('{"index":0,"time_ns":0,"process":0,"f":"read","type":"invoke"}\n\n' + line + "\n")
     with pytest.raises(ValueError, match=f"h.jsonl:3: {re.escape(error)}"):
         read_history(path)
+
+
+def test_what_records_repeat_is_read_once_and_large_histories_compactly(tmp_path, monkeypatch):
+    path = tmp_path / "h.jsonl"
+    big = list(range(100_000, 100_040))
+    entry = {"kind": "event", "type": "created", "path": "/zkchaos/watch/k1"}
+    records = [{"index": i, "time_ns": i, "process": 0, "node": "n1", "type": "invoke" if i % 2 == 0 else "ok",
+                "f": "read", "value": {"elements": big, "journal": [entry]}, "error": None, "zxid": None,
+                "session": "0x1"} for i in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    first, second = read_history(path)[:2]
+    assert first == records[0] and second == records[1]
+    assert all(a is b for a, b in zip(first["value"]["elements"], second["value"]["elements"]))
+    assert first["value"]["journal"][0]["path"] is second["value"]["journal"][0]["path"]
+    assert first["session"] is second["session"]
+    monkeypatch.setattr(history_module, "COMPACT_ABOVE", 0)
+    compact = read_history(path)
+    assert compact == records and sys.getsizeof(compact[0]) < sys.getsizeof(first)
 
 
 def test_generator_values_never_repeat_per_key():
