@@ -97,25 +97,23 @@ class HistoryRecorder:
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """history.jsonl from us or from another tool: one record per line, blank lines skipped,
-    missing optional fields filled in with None. What records repeat is shared, not copied: the
-    strings (outcome, f, node, session: a third of a record's memory) and the items of long
-    lists. A line that is not a record
-    raises ValueError naming the file and line."""
+    missing optional fields filled in with None. What records repeat is kept once: the strings
+    (outcome, f, node, session: a third of a record's memory) and what lists in values repeat
+    (_share_items). A line that is not a record raises ValueError naming the file and line."""
     records: list[dict[str, Any]] = []
-    strings: dict[str, str] = {}
-    share = strings.setdefault
-    items: dict[Any, Any] = {}  # numbers and strings in long lists (_share_items)
+    shared: dict[Any, Any] = {}  # each repeated string or number, once
+    share = shared.setdefault
     compact = os.path.getsize(path) > COMPACT_ABOVE
     with paused_gc(), open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             try:
                 rec = orjson.loads(line)
-                if compact:
-                    rec = dict(rec.items())
             except orjson.JSONDecodeError as e:
                 if line.isspace():
                     continue
                 raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
+            if compact and type(rec) is dict:
+                rec = dict(rec.items())
             try:  # the usual record, with every field and the right types, checked without a call
                 rec["type"] = _KINDS[rec["type"]]
                 if type(rec["index"]) is not int or type(rec["time_ns"]) is not int:
@@ -133,7 +131,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
             if type(value := rec["session"]) is str:
                 rec["session"] = share(value, value)
             if len(line) > LONG_LINE:
-                _share_items(rec["value"], items)
+                _share_items(rec["value"], shared)
             records.append(rec)
     return records
 
@@ -160,11 +158,12 @@ def _share_items(value: Any, shared: dict) -> None:
                     for key, field in item.items():  # replacing a value leaves the dict's size alone
                         if type(field) is str:
                             item[key] = share(field, field)
-        elif len(items) > 16:
-            try:
-                items[:] = map(share, items, items)
-            except TypeError:  # lists or objects among them: left as they are
-                pass
+        elif len(items) > 16 and {type(item) for item in items} <= _SHAREABLE:
+            items[:] = map(share, items, items)
+
+
+# Kept once by value: types whose equal values are interchangeable (True == 1 == 1.0 are not).
+_SHAREABLE = {int, str}
 
 
 _KINDS = {kind: kind for kind in (INVOKE, OK, FAIL, INFO)}

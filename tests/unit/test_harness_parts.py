@@ -69,19 +69,24 @@ def test_a_line_that_is_not_a_record_is_named_with_what_is_wrong(tmp_path, line,
 def test_what_records_repeat_is_read_once_and_large_histories_compactly(tmp_path, monkeypatch):
     path = tmp_path / "h.jsonl"
     big = list(range(100_000, 100_040))
+    flags = [1, 0] * 10 + [True, 1.0]  # equal values of other types stay what they were
     entry = {"kind": "event", "type": "created", "path": "/zkchaos/watch/k1"}
     records = [{"index": i, "time_ns": i, "process": 0, "node": "n1", "type": "invoke" if i % 2 == 0 else "ok",
-                "f": "read", "value": {"elements": big, "journal": [entry]}, "error": None, "zxid": None,
+                "f": "read", "value": {"elements": big, "journal": [entry], "flags": flags}, "error": None, "zxid": None,
                 "session": "0x1"} for i in range(4)]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     first, second = read_history(path)[:2]
     assert first == records[0] and second == records[1]
+    assert [type(x) for x in second["value"]["flags"][-2:]] == [bool, float]
     assert all(a is b for a, b in zip(first["value"]["elements"], second["value"]["elements"]))
     assert first["value"]["journal"][0]["path"] is second["value"]["journal"][0]["path"]
     assert first["session"] is second["session"]
     monkeypatch.setattr(history_module, "COMPACT_ABOVE", 0)
     compact = read_history(path)
     assert compact == records and sys.getsizeof(compact[0]) < sys.getsizeof(first)
+    path.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="h.jsonl:1: expected an operation object, got list"):
+        read_history(path)
 
 
 def test_generator_values_never_repeat_per_key():
