@@ -48,7 +48,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, Mapping
 
 from .core import History, judge
-from .history import INF, HistoryError, Op, op_record, pair_ops, paused_gc
+from .history import INF, HistoryError, Op, SessionViews, op_record, pair_ops, paused_gc
 
 ALLOWED, VIOLATION = "allowed", "violation"
 
@@ -288,30 +288,20 @@ def _stale_misses(ephemerals: dict[str, Ephemeral], reads: list[Read], findings:
     events = heapq.merge(((el.known_at, 0, el) for el in known_at), ((_returned(x), 1, x) for x in done),
                          ((r.op.call, 2, r) for r in begun), key=itemgetter(0, 1))
     known: list[tuple[int, str]] = []  # (born, name)
-    # What each session created or listed: kept as names and lists until one of its reads
-    # misses something, only then made a set (sets for every session would outweigh the reads).
-    seen_log: dict[Any, list] = {}
-    seen: dict[Any, set] = {}
-
-    def seen_by(session: Any) -> set:
-        names = seen.setdefault(session, set())
-        for item in seen_log.pop(session, ()):
-            names.update((item,) if isinstance(item, str) else item)
-        return names
-
+    seen = SessionViews(lambda names: (names,) if isinstance(names, str) else names)  # created or listed
     for _, kind, item in events:
         if kind == 0:
             insort(known, (item.born, item.name))
         elif kind == 1:  # an acknowledged create, or a read that returned
             if type(item) is Read:
-                seen_log.setdefault(item.op.session, []).append(item.names)
+                seen.saw(item.op.session, item.names)
             else:
-                seen_log.setdefault(item.session, []).append(item.value["name"])
+                seen.saw(item.session, item.value["name"])
         else:
             for born, name in known[bisect_right(known, (item.zxid, "\uffff")):]:
                 if name in item.names:
                     continue  # listed below its czxid: before-create
-                went_back = name in seen_by(item.op.session)
+                went_back = name in seen.of(item.op.session)
                 findings.add("stale-session" if went_back else "stale", ephemerals[name], item.op,
                              f"{_describe(item)} missed {name}, known to exist and born at {born:#x}"
                              + (", though its session had already seen it" if went_back else ""),

@@ -14,7 +14,7 @@ import gc
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 INF = math.inf
 NEMESIS = "nemesis"
@@ -72,6 +72,27 @@ def normalise_key(key: Any) -> Any:
         if text.lstrip("-").isdigit():
             return int(text)
     return key
+
+
+class SessionViews:
+    """What each session has seen, for the rare read that misses something: whether its session
+    had already seen it. Each session keeps only references to what it saw (ops, lists) until
+    first asked; `expand(entry)` then gives an entry's items, and the session's set is kept up to
+    date from there. A set for every session of everything it read would outweigh the history."""
+
+    def __init__(self, expand: Callable[[Any], Iterable[Any]]) -> None:
+        self.expand = expand
+        self.pending: dict[Any, list] = {}
+        self.sets: dict[Any, set] = {}
+
+    def saw(self, session: Any, entry: Any) -> None:
+        self.pending.setdefault(session, []).append(entry)
+
+    def of(self, session: Any) -> set:
+        seen = self.sets.setdefault(session, set())
+        for entry in self.pending.pop(session, ()):
+            seen.update(self.expand(entry))
+        return seen
 
 
 def hashable(value: Any) -> Any:

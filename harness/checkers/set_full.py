@@ -34,10 +34,10 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .core import MAX_REPORTED_ANOMALIES, History, summarise
-from .history import INF, HistoryError, Op, hashable, op_record, pair_ops, paused_gc
+from .history import INF, HistoryError, Op, SessionViews, hashable, op_record, pair_ops, paused_gc
 from .stats import quantile
 
 ALLOWED, VIOLATION = "allowed", "violation"
@@ -94,11 +94,7 @@ class Sweep:
             el.first_call = _first_effective_call(el)
         self.known: set = set()
         self.pending: set = set()  # acknowledged elements whose add began, not yet known
-        # What each session has seen (its returned reads, its acknowledged adds), kept as the ops
-        # until one of its reads misses something: only then is it made a set (a set per session
-        # of everything it read would take more memory than the history's reads themselves).
-        self.seen_ops: dict[Any, list[Op]] = {}
-        self.seen_by_session: dict[Any, set] = {}
+        self.seen = SessionViews(_elements_of)  # its returned reads and acknowledged adds
         self.reads: list[Op] = []  # ok reads, by invocation: a read's position is its index here
         self.in_flight: dict[int, Read] = {}
 
@@ -112,7 +108,7 @@ class Sweep:
     def add_acknowledged(self, op: Op) -> None:
         e = hashable(op.value["element"])
         self._learn(e, op)
-        self.seen_ops.setdefault(op.session, []).append(op)
+        self.seen.saw(op.session, op)
 
     def read_began(self, op: Op) -> None:
         seen, members = _elements_read(op)
@@ -137,17 +133,7 @@ class Sweep:
             el = self._element(e)
             el.first_read = op
             self._learn(e, op)
-        self.seen_ops.setdefault(op.session, []).append(op)
-
-    def _seen(self, session: Any) -> set:
-        """Every element the session has read or added so far."""
-        seen = self.seen_by_session.setdefault(session, set())
-        for op in self.seen_ops.pop(session, ()):
-            if op.f == "add":
-                seen.add(hashable(op.value["element"]))
-            else:
-                seen.update(_elements_read(op)[1])
-        return seen
+        self.seen.saw(op.session, op)
 
     def _missed(self, read: Read, position: int, missed: set) -> None:
         seen = None
@@ -164,7 +150,7 @@ class Sweep:
             if el.violation is not None:
                 continue
             if seen is None:  # only reads that missed something need these two
-                seen = self._seen(read.op.session)
+                seen = self.seen.of(read.op.session)
             if e in seen:
                 el.violation = (read.op, "stale-session")
                 continue
@@ -243,21 +229,24 @@ def _sweep(ops: list[Op]) -> Sweep:
     begins = [op for op in ops if op.f == "add" or (op.f == "read" and op.ok)]
     ends = sorted((op for op in begins if op.ok), key=attrgetter("ret"))
     i = j = 0
-    while j < len(ends):
-        if i < len(begins) and begins[i].call < ends[j].ret:
+    while i < len(begins) or j < len(ends):
+        if j == len(ends) or (i < len(begins) and begins[i].call < ends[j].ret):
             op, i = begins[i], i + 1
             (sweep.add_began if op.f == "add" else sweep.read_began)(op)
         else:
             op, j = ends[j], j + 1
             (sweep.add_acknowledged if op.f == "add" else sweep.read_returned)(op)
-    for op in begins[i:]:
-        (sweep.add_began if op.f == "add" else sweep.read_began)(op)
     return sweep
 
 
 def _first_effective_call(el: Element) -> float:
     """When it can first have been added: the earliest add that may have taken effect."""
     return min((op.call for op in el.adds if op.type != "fail"), default=INF)
+
+
+def _elements_of(op: Op) -> Iterable[Any]:
+    """The elements an acknowledged add added or an ok read held."""
+    return (hashable(op.value["element"]),) if op.f == "add" else _elements_read(op)[1]
 
 
 def _elements_read(op: Op) -> tuple[list, set]:
