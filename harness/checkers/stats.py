@@ -29,16 +29,12 @@ def fault_windows(records: Sequence[Mapping], faults: Mapping[str, str],
     `heals` map history fs to their family; families may overlap in time. A heal whose
     completion carries an error did not heal: the window goes on (to the end, if no later heal
     succeeds)."""
-    return sorted(_windows(records, faults, heals)[0])
+    return _faults(records, faults, heals)[0]
 
 
-def faults_left(records: Sequence[Mapping], faults: Mapping[str, str], heals: Mapping[str, str]) -> list[str]:
-    """The families whose fault was still in effect when the history ended."""
-    return sorted(_windows(records, faults, heals)[1])
-
-
-def _windows(records: Sequence[Mapping], faults: Mapping[str, str],
-             heals: Mapping[str, str]) -> tuple[list[tuple[int, int, str]], set[str]]:
+def _faults(records: Sequence[Mapping], faults: Mapping[str, str],
+            heals: Mapping[str, str]) -> tuple[list[tuple[int, int, str]], list[str]]:
+    """The fault windows, and the families whose fault was still in effect when the history ended."""
     windows = []
     opened: dict[str, int] = {}
     healing: tuple[str, int] | None = None  # (family, when) of the heal awaiting its completion
@@ -59,7 +55,7 @@ def _windows(records: Sequence[Mapping], faults: Mapping[str, str],
                 windows.append((opened.pop(family), at, family))
             healing = None
     windows += [(start, last, family) for family, start in opened.items()]
-    return windows, set(opened)
+    return sorted(windows), sorted(opened)
 
 
 class StatsChecker:
@@ -71,9 +67,8 @@ class StatsChecker:
         """Valid, unless the history ends with a fault in effect: then what the final phase saw
         is not the healed cluster, and no verdict can be trusted ("unknown")."""
         with paused_gc():
-            windows, left = _windows(history, self.faults, self.heals)
-            stats = statistics(history, sorted(windows))
-            left = sorted(left)
+            windows, left = _faults(history, self.faults, self.heals)
+            stats = statistics(history, windows)
         if left:
             return {"valid": "unknown", "explanation": f"the run ended with a fault still in place ({', '.join(left)})",
                     "faults_left": left, **stats}

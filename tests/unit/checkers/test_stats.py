@@ -3,7 +3,7 @@ that failed (the fault stays in effect, the run's verdict cannot be trusted)."""
 
 from __future__ import annotations
 
-from harness.checkers.stats import StatsChecker, fault_windows, faults_left
+from harness.checkers.stats import StatsChecker, fault_windows
 
 FAULTS = {"start-partition": "partition", "kill": "kill"}
 HEALS = {"stop-partition": "partition", "start": "kill"}
@@ -37,10 +37,10 @@ def test_families_overlap_and_each_window_closes_at_its_heal() -> None:
 def test_a_failed_heal_leaves_the_fault_in_place_and_the_verdict_unknown() -> None:
     h = history(nemesis(10, "start-partition"), nemesis(30, "stop-partition", error="RuntimeError: n2 unreachable"),
                 client(40))
-    assert faults_left(h, FAULTS, HEALS) == ["partition"]
+    assert StatsChecker(FAULTS, HEALS).check(h, {})["faults_left"] == ["partition"]
     assert fault_windows(h, FAULTS, HEALS) == [(10, 45, "partition")]  # on to the end
     result = StatsChecker(FAULTS, HEALS).check(h, {})
     assert result["valid"] == "unknown" and "partition" in result["explanation"]
     healed_later = history(h, nemesis(50, "stop-partition"))
-    assert faults_left(healed_later, FAULTS, HEALS) == []
+    assert "faults_left" not in StatsChecker(FAULTS, HEALS).check(healed_later, {})
     assert StatsChecker(FAULTS, HEALS).check(healed_later, {})["valid"] is True
