@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -103,15 +104,15 @@ def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_op
         start, p = free[0]
         end = start + rng.uniform(0.5, 3.0)
         heapq.heapreplace(free, (end + rng.uniform(0.0, 0.5), p))
-        f, value, *session = new_op(p, rng)
-        ops.append(SimOp(p, f, value, start, end, rng.uniform(start, end), session=next(iter(session), None)))
+        f, value, session = _shape(new_op(p, rng))
+        ops.append(SimOp(p, f, value, start, end, rng.uniform(start, end), session=session))
     server = Server()
     for op in sorted(ops, key=lambda o: o.point):
         apply(server, op)
     t = max((o.end for o in ops), default=0.0) + 1.0
     while (nxt := final_ops(server)) is not None:
-        f, value, *session = nxt
-        op = SimOp(0, f, value, t, t + 1.0, t + 0.5, final=True, session=next(iter(session), None))
+        f, value, session = _shape(nxt)
+        op = SimOp(0, f, value, t, t + 1.0, t + 0.5, final=True, session=session)
         apply(server, op)
         ops.append(op)
         t += 2.0
@@ -126,6 +127,11 @@ def simulated(n_ops: int, seed: int, new_op: Callable, apply: Callable, final_op
             rec["final"] = True
         records.append(rec)
     return records
+
+
+def _shape(op: tuple) -> tuple[str, dict, str | None]:
+    """(f, value, session) from an op given as (f, value) or (f, value, session)."""
+    return (*op, None) if len(op) == 2 else op
 
 
 def counter_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
@@ -327,58 +333,87 @@ def ephemeral_history(n_ops: int, seed: int) -> tuple[list[dict], dict]:
     return simulated(n_ops, seed, new, apply, final), {"workload": "ephemeral", "consistency": "zookeeper"}
 
 
+@dataclass
+class Txn:
+    at: float  # when it takes effect
+    zxid: int = 0  # given once every txn is known, in the order they take effect
+
+
+@dataclass
+class LockStep:
+    """One op of a hold: the process, f, times, the txn it makes and its hold's lock node."""
+    process: int
+    f: str
+    start: float
+    end: float
+    made: Txn
+    node: Txn
+    seq: int
+
+    @property
+    def name(self) -> str:
+        return f"c{self.process}__lock__{self.seq:010d}"
+
+    @property
+    def session(self) -> str:
+        return f"0x1000a3f2c{self.process:04x}"
+
+    def invoked(self) -> dict:
+        if self.f == "fence":
+            return {"token": self.node.zxid, "process": self.process, "node": self.name}
+        return {"node": self.name} if self.f == "release" else {}
+
+    def returned(self) -> dict:
+        if self.f == "acquire":
+            return {"node": self.name, "seq": self.seq, "czxid": self.node.zxid, "owner": self.session}
+        if self.f == "fence":
+            return {"name": f"{self.node.zxid}-{self.process}", "fence_czxid": self.made.zxid}
+        return {}
+
+
 def lock_history(n_ops: int, seed: int, processes: int = 10) -> tuple[list[dict], dict]:
     """Processes loop acquire, fence, release; the lock is granted in the order the contenders'
     nodes were created (the order of their acquires), each once the previous holder's release
     has deleted its node. Txns get zxids in the order they take effect. The final phase
     inspects the lock: no holder, every fencing record."""
     rng = random.Random(seed)
-    txns: list[list] = []  # [when it takes effect, zxid]
-
-    def txn(at: float) -> list:
-        txns.append([at, None])
-        return txns[-1]
-
-    ops: list[tuple] = []  # (process, f, start, end, invoke value, completion value: a function of the zxids)
+    txns: list[Txn] = []
+    steps: list[LockStep] = []
     requests = [(rng.uniform(0.0, 0.01), p) for p in range(processes)]
     heapq.heapify(requests)
-    free_at, seq = 0.0, itertools.count()
-    while len(ops) < n_ops:
+    free_at = 0.0
+    for seq in itertools.count():
+        if len(steps) >= n_ops:
+            break
         asked, p = heapq.heappop(requests)
-        node, n = txn(asked), next(seq)
-        name, session = f"c{p}__lock__{n:010d}", f"0x1000a3f2c{p:04x}"
+        node = Txn(asked)
         granted = max(asked + 0.001, free_at + 0.0005)
-        ops.append((p, "acquire", asked, granted, lambda: {},
-                    lambda node=node, n=n, name=name, session=session:
-                    {"node": name, "seq": n, "czxid": node[1], "owner": session}, node))
         begin = granted + 0.0002
         end = begin + rng.uniform(0.02, 0.03)
-        fence = txn((begin + end) / 2)
-        ops.append((p, "fence", begin, end, lambda node=node, p=p, name=name: {"token": node[1], "process": p, "node": name},
-                    lambda node=node, p=p, fence=fence: {"name": f"{node[1]}-{p}", "fence_czxid": fence[1]}, fence))
         release = end + 0.0002
-        delete = txn(release + 0.0005)
-        ops.append((p, "release", release, release + 0.001, lambda name=name: {"node": name}, dict, delete))
-        free_at = delete[0]
+        fence, delete = Txn((begin + end) / 2), Txn(release + 0.0005)
+        txns += [node, fence, delete]
+        steps += [LockStep(p, "acquire", asked, granted, node, node, seq),
+                  LockStep(p, "fence", begin, end, fence, node, seq),
+                  LockStep(p, "release", release, release + 0.001, delete, node, seq)]
+        free_at = delete.at
         heapq.heappush(requests, (release + 0.001 + rng.uniform(0.0, 0.01), p))
-    for zxid, t in enumerate(sorted(txns, key=lambda t: t[0]), ZXID_BASE + 2):
-        t[1] = zxid
-    fences = [{"name": f"{op[4]()['token']}-{op[0]}", "czxid": op[6][1], "token": op[4]()["token"],
-               "process": op[0], "session": f"0x1000a3f2c{op[0]:04x}", "begin_ns": int(op[2] * 1e9),
-               "end_ns": int(op[3] * 1e9)} for op in ops if op[1] == "fence"]
-    last = max(op[3] for op in ops) + 1.0
-    final = (0, "inspect", last, last + 0.5, lambda: {"final": True},
-             lambda: {"holders": [], "waited_s": 0.0, "fences": fences}, [0, txns and max(t[1] for t in txns)])
-    events = sorted([(op[2], 0, op) for op in ops] + [(op[3], 1, op) for op in ops], key=lambda e: e[:2])
-    records = []
-    for t, done, op in events + [(final[2], 0, final), (final[3], 1, final)]:
-        process, f, _, _, invoked, completed, made = op
-        rec = {"index": len(records), "time_ns": int(t * 1e9), "process": process, "node": "n1",
-               "type": "ok" if done else "invoke", "f": f, "value": dict(invoked(), **completed()) if done else invoked(),
-               "error": None, "zxid": made[1] if done else None, "session": f"0x1000a3f2c{process:04x}"}
-        if op is final:
-            rec["final"] = True
-        records.append(rec)
+    for zxid, t in enumerate(sorted(txns, key=attrgetter("at")), ZXID_BASE + 2):
+        t.zxid = zxid
+    events = sorted([(s.start, 0, s) for s in steps] + [(s.end, 1, s) for s in steps], key=lambda e: e[:2])
+    records = [{"index": i, "time_ns": int(t * 1e9), "process": s.process, "node": "n1",
+                "type": "ok" if done else "invoke", "f": s.f,
+                "value": dict(s.invoked(), **s.returned()) if done else s.invoked(),
+                "error": None, "zxid": s.made.zxid if done else None, "session": s.session}
+               for i, (t, done, s) in enumerate(events)]
+    fences = [{"name": f"{s.node.zxid}-{s.process}", "czxid": s.made.zxid, "token": s.node.zxid,
+               "process": s.process, "session": s.session, "begin_ns": int(s.start * 1e9),
+               "end_ns": int(s.end * 1e9)} for s in steps if s.f == "fence"]
+    last = int((max(s.end for s in steps) + 1.0) * 1e9)
+    inspect = {"process": 0, "node": "n1", "f": "inspect", "error": None, "session": steps[0].session, "final": True}
+    records += [dict(inspect, index=len(records), time_ns=last, type="invoke", value={"final": True}, zxid=None),
+                dict(inspect, index=len(records) + 1, time_ns=last + 1, type="ok", zxid=max(t.zxid for t in txns),
+                     value={"final": True, "holders": [], "waited_s": 0.0, "fences": fences})]
     return records, {"workload": "lock", "consistency": "zookeeper"}
 
 
